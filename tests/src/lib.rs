@@ -3,7 +3,7 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 
 /// burn's `CrossEntropyLoss` (the framework's own loss) on one row of f32 logits.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +21,11 @@ pub fn burn_cross_entropy<B: AutodiffBackend>(
     label: usize,
 ) -> BurnRow {
     let k = logits.len();
-    let z =
-        Tensor::<B, 2>::from_data(TensorData::new(logits.to_vec(), [1, k]), device).require_grad();
+    let z = Tensor::<B, 2>::from_data(
+        TensorData::new(logits.to_vec(), [1, k]),
+        (device, DType::F32),
+    )
+    .require_grad();
     let target = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![label as i64], [1]), device);
     let loss = CrossEntropyLossConfig::new()
         .init(device)

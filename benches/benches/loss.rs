@@ -1,0 +1,99 @@
+//! Forward + backward of the collapse-aware cross-entropy against burn's `CrossEntropyLoss` on
+//! the same logits: the paper's modular task (4656 x 97) and a vocabulary-sized 8192 x 32768.
+//!
+//! `cargo bench -p slingshot-benches --bench loss` (ndarray);
+//! `cargo bench -p slingshot-benches --bench loss --features cuda` adds burn-cuda.
+//! Set `SLINGSHOT_BENCH_SMALL=1` to skip the 8192 x 32768 shape.
+
+use burn::backend::Autodiff;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{DType, ElementConversion, Int, Tensor, TensorData};
+use burn_ndarray::NdArray;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use slingshot::loss::{CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossPrecision};
+use slingshot_benches::bench_logits;
+
+/// The arms compared on each shape.
+fn arms() -> Vec<(&'static str, Option<CollapseAwareCrossEntropyConfig>)> {
+    let base = CollapseAwareCrossEntropyConfig::new;
+    vec![
+        ("burn_cross_entropy", None),
+        ("stats_on", Some(base())),
+        ("stats_off", Some(base().with_stats(false))),
+        ("stats_on_unchecked", Some(base().with_check_inputs(false))),
+        ("f64_loss", Some(base().with_precision(LossPrecision::F64))),
+    ]
+}
+
+fn inputs<B: AutodiffBackend>(
+    n: usize,
+    k: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+    let values: Vec<f32> = bench_logits(n * k).iter().map(|&v| v as f32).collect();
+    let logits = Tensor::<B, 2>::from_data(TensorData::new(values, [n, k]), (device, DType::F32));
+    let targets: Vec<i64> = (0..n).map(|i| ((i * 31) % k) as i64).collect();
+    let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [n]), device);
+    (logits, targets)
+}
+
+/// One forward + backward; returns the gradient so that nothing is optimised away. Reading
+/// one element forces asynchronous backends to finish.
+fn step<B: AutodiffBackend + CollapseLossBackend>(
+    config: &Option<CollapseAwareCrossEntropyConfig>,
+    logits: &Tensor<B, 2>,
+    targets: &Tensor<B, 1, Int>,
+    device: &B::Device,
+) -> f32 {
+    let z = logits.clone().detach().require_grad();
+    let loss = match config {
+        None => CrossEntropyLossConfig::new()
+            .init(device)
+            .forward(z.clone(), targets.clone()),
+        Some(c) => c.init::<B>(device).forward(z.clone(), targets.clone()).loss,
+    };
+    let grads = loss.backward();
+    let g = z.grad(&grads).expect("gradient");
+    g.slice([0..1, 0..1]).into_scalar().elem::<f32>()
+}
+
+fn bench_backend<B: AutodiffBackend + CollapseLossBackend>(
+    c: &mut Criterion,
+    name: &str,
+    device: B::Device,
+) {
+    let small_only = std::env::var_os("SLINGSHOT_BENCH_SMALL").is_some();
+    for (n, k) in [(4656usize, 97usize), (8192, 32768)] {
+        if small_only && k > 97 {
+            continue;
+        }
+        let (logits, targets) = inputs::<B>(n, k, &device);
+        let mut group = c.benchmark_group(format!("ce_forward_backward/{name}/{n}x{k}"));
+        group.throughput(Throughput::Elements((n * k) as u64));
+        if k > 97 {
+            group.sample_size(10);
+        }
+        for (arm, config) in arms() {
+            group.bench_function(BenchmarkId::from_parameter(arm), |b| {
+                b.iter(|| step::<B>(&config, &logits, &targets, &device))
+            });
+        }
+        group.finish();
+    }
+}
+
+fn ndarray(c: &mut Criterion) {
+    bench_backend::<Autodiff<NdArray<f32>>>(c, "ndarray", Default::default());
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(c: &mut Criterion) {
+    bench_backend::<Autodiff<burn_cuda::Cuda<f32, i32>>>(c, "cuda", Default::default());
+}
+
+#[cfg(not(feature = "cuda"))]
+criterion_group!(benches, ndarray);
+#[cfg(feature = "cuda")]
+criterion_group!(benches, ndarray, cuda);
+criterion_main!(benches);

@@ -1,0 +1,250 @@
+//! The portable computation on burn's tensor ops: loss, the parts of the gradient, and the
+//! collapse statistics, in one pass, in the chosen precision.
+//!
+//! The operation order is PyTorch's (and burn's) so that each precision reproduces the
+//! framework's numerics: `s = z - z_max`, `S = sum exp(s)`, `lp = s - ln S`,
+//! loss `= -lp_r`, and log-softmax + NLL backward `g = p * v - t * v` with `p = exp(lp)`,
+//! `t` the (smoothed) target and `v` the upstream gradient of the row.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, DType, FloatDType, Int, IntDType, Tensor};
+use slingshot_numerics::FloatFormat;
+
+use crate::rounding::Rounding;
+use crate::{CollapseStats, LossError, LossPrecision, Normalizer, Reduction};
+
+/// The validated settings of one loss, as the backends receive them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossPlan {
+    pub(crate) precision: LossPrecision,
+    pub(crate) normalizer: Normalizer,
+    pub(crate) smoothing: f64,
+    pub(crate) z_loss: f64,
+    pub(crate) reduction: Reduction,
+    pub(crate) stats: bool,
+    pub(crate) zero_sum: bool,
+}
+
+/// What the forward pass produces.
+pub(crate) struct Forward<B: Backend> {
+    /// The reduced loss, in the logits' dtype.
+    pub loss: Tensor<B, 1>,
+    /// What the backward pass needs, when asked for.
+    pub grad: Option<GradParts<B>>,
+    /// Collapse statistics, when asked for.
+    pub stats: Option<CollapseStats<B>>,
+}
+
+/// The gradient is `q * v - tw * v` per row, `v` the upstream gradient of that row: `q` is
+/// `softmax` (StableMax: `s'(z) / S`), `tw` the target (StableMax: `t s'(z) / s(z)`).
+#[derive(Debug, Clone)]
+pub(crate) struct GradParts<B: Backend> {
+    q: Tensor<B, 2>,
+    tw: Tensor<B, 2>,
+    rounding: Rounding,
+    reduction: Reduction,
+    zero_sum: bool,
+    logits_dtype: DType,
+}
+
+impl<B: Backend> GradParts<B> {
+    /// `d loss / d logits` for the upstream gradient of the loss tensor (shape `[1]`, or `[n]`
+    /// for `Reduction::None`), in the logits' dtype.
+    pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
+        let r = self.rounding;
+        let [n, k] = self.q.dims();
+        let up = upstream.cast(self.q.dtype());
+        // PyTorch's NLL backward divides the upstream gradient by the number of rows.
+        let v = match self.reduction {
+            Reduction::Mean => r.apply(up / n as f64).reshape([1, 1]),
+            Reduction::Sum => up.reshape([1, 1]),
+            Reduction::None => up.reshape([n, 1]),
+        };
+        let g = r.apply(r.apply(self.q * v.clone()) - r.apply(self.tw * v));
+        let g = if self.zero_sum {
+            let mean = r.apply(r.row_sum(g.clone()) / k as f64);
+            r.apply(g - mean)
+        } else {
+            g
+        };
+        g.cast(self.logits_dtype)
+    }
+}
+
+/// The dtype the loss is computed in and how it is rounded, for `precision` and logits of
+/// `dtype` on backend `B`.
+pub(crate) fn resolve<B: Backend>(
+    precision: LossPrecision,
+    dtype: DType,
+    device: &B::Device,
+) -> Result<(FloatDType, Rounding), LossError> {
+    let unsupported = |reason| LossError::UnsupportedPrecision {
+        precision,
+        dtype: format!("{dtype:?}"),
+        backend: B::name(device),
+        reason,
+    };
+    let native = |d: DType, f: FloatDType| {
+        if B::supports_dtype(device, d) {
+            Ok((f, Rounding::Native))
+        } else {
+            Err(unsupported("the backend does not support this dtype"))
+        }
+    };
+    let low = |d: DType, f: FloatDType, format: FloatFormat| {
+        if B::supports_dtype(device, d) {
+            Ok((f, Rounding::Native))
+        } else if B::supports_dtype(device, DType::F32) {
+            Ok((FloatDType::F32, Rounding::Emulated(format)))
+        } else {
+            Err(unsupported("no native dtype and no f32 to emulate it in"))
+        }
+    };
+    match precision {
+        LossPrecision::Native => match dtype {
+            DType::F64 => Ok((FloatDType::F64, Rounding::Native)),
+            DType::F32 | DType::Flex32 => Ok((FloatDType::F32, Rounding::Native)),
+            DType::F16 => Ok((FloatDType::F16, Rounding::Native)),
+            DType::BF16 => Ok((FloatDType::BF16, Rounding::Native)),
+            _ => Err(unsupported("logits must be a float dtype")),
+        },
+        LossPrecision::F32 => native(DType::F32, FloatDType::F32),
+        LossPrecision::F64 => native(DType::F64, FloatDType::F64),
+        LossPrecision::BF16 => low(DType::BF16, FloatDType::BF16, FloatFormat::BF16),
+        LossPrecision::F16 => low(DType::F16, FloatDType::F16, FloatFormat::F16),
+    }
+}
+
+/// Forward pass on any backend; `need_grad` keeps what the backward pass needs.
+pub(crate) fn forward<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    plan: &LossPlan,
+    need_grad: bool,
+) -> Result<Forward<B>, LossError> {
+    let device = logits.device();
+    let logits_dtype = logits.dtype();
+    let (dtype, r) = resolve::<B>(plan.precision, logits_dtype, &device)?;
+    let [n, k] = logits.dims();
+    let z = r.apply(logits.cast(dtype));
+
+    // One-hot mask of the labels: compare each class index with the row's target.
+    let classes = Tensor::<B, 1, Int>::arange(0..k as i64, &device)
+        .reshape([1, k])
+        .expand([n, k]);
+    let classes_dtype: IntDType = classes.dtype().into();
+    let label_mask: Tensor<B, 2, Bool> = classes.equal(
+        targets
+            .clone()
+            .cast(classes_dtype)
+            .reshape([n, 1])
+            .expand([n, k]),
+    );
+    let onehot = label_mask.clone().float().cast(dtype);
+    let target_index = targets.reshape([n, 1]);
+    let a = plan.smoothing;
+    let target = if a > 0.0 {
+        r.apply(r.apply(onehot.clone() * (1.0 - a)) + a / k as f64)
+    } else {
+        onehot.clone()
+    };
+
+    let z_label = z.clone().gather(1, target_index.clone());
+    let z_max = z.clone().max_dim(1);
+
+    // Normalizer-specific part: log-probabilities, probabilities, the gradient parts, the
+    // log-normalizer, and whether the normalizer sum absorbed every wrong class.
+    let (lp, p, q, tw, log_norm, absorbed) = match plan.normalizer {
+        Normalizer::Softmax => {
+            let shifted = r.apply(z.clone() - z_max.clone());
+            let sum = r.row_sum(r.apply(shifted.clone().exp()));
+            let log_sum = r.apply(sum.clone().log());
+            let lp = r.apply(shifted - log_sum.clone());
+            let p = r.apply(lp.clone().exp());
+            let lse = r.apply(z_max.clone() + log_sum);
+            let absorbed = sum.equal_elem(1.0);
+            (lp, p.clone(), p, target.clone(), lse, absorbed)
+        }
+        Normalizer::StableMax => {
+            let positive = z.clone().greater_equal_elem(0.0);
+            // s(x) = 1/(1-x) below zero, x+1 above; s'(x) = 1/(1-x)^2 below, 1 above.
+            let one_minus = r.apply(z.clone().neg() + 1.0);
+            let inv = r.apply(ones_like(&one_minus) / one_minus);
+            let s = inv
+                .clone()
+                .mask_where(positive.clone(), r.apply(z.clone() + 1.0));
+            let ds = r
+                .apply(inv.clone() * inv)
+                .mask_where(positive, ones_like(&z));
+            let sum = r.row_sum(s.clone());
+            let p = r.apply(s.clone() / sum.clone());
+            let lp = r.apply(p.clone().log());
+            let q = r.apply(ds.clone() / sum.clone());
+            let tw = r.apply(r.apply(target.clone() * ds) / s.clone());
+            let log_norm = r.apply(sum.clone().log());
+            let absorbed = sum.equal(s.gather(1, target_index.clone()));
+            (lp, p, q, tw, log_norm, absorbed)
+        }
+    };
+
+    // Per-row loss parts, reduced separately as PyTorch does with label smoothing.
+    let nll = lp.clone().gather(1, target_index).neg().reshape([n]);
+    let reduce = |rows: Tensor<B, 1>| match plan.reduction {
+        Reduction::Mean => r.apply(r.total(rows) / n as f64),
+        Reduction::Sum => r.total(rows),
+        Reduction::None => rows,
+    };
+    let mut rows = nll.clone();
+    let mut loss = reduce(nll.clone());
+    if a > 0.0 {
+        let smooth = r.row_sum(lp.clone()).neg().reshape([n]);
+        rows = rows * (1.0 - a) + smooth.clone() * (a / k as f64);
+        loss = r.apply(r.apply(loss * (1.0 - a)) + r.apply(reduce(smooth) * (a / k as f64)));
+    }
+    let log_norm_rows = log_norm.clone().reshape([n]);
+    let q = if plan.z_loss > 0.0 {
+        let squared = r.apply(log_norm_rows.clone() * log_norm_rows.clone());
+        rows = rows + squared.clone() * plan.z_loss;
+        loss = r.apply(loss + r.apply(reduce(squared) * plan.z_loss));
+        // d(z lse^2)/dz_k = 2 z lse q_k.
+        let factor = r.apply(log_norm.clone() * (2.0 * plan.z_loss));
+        r.apply(q.clone() + r.apply(q * factor))
+    } else {
+        q
+    };
+
+    let stats = plan.stats.then(|| {
+        let margin = (z_label.clone()
+            - z.clone()
+                .mask_fill(label_mask.clone(), f64::NEG_INFINITY)
+                .max_dim(1))
+        .reshape([n]);
+        let label_is_max = z_label.equal(z_max).reshape([n]);
+        CollapseStats::from_rows(
+            absorbed.reshape([n]).bool_and(label_is_max),
+            rows.clone().equal_elem(0.0),
+            margin,
+            p.mask_fill(label_mask, 0.0).sum_dim(1).reshape([n]),
+            log_norm_rows,
+            z.mean(),
+        )
+    });
+    let grad = need_grad.then(|| GradParts {
+        q,
+        tw,
+        rounding: r,
+        reduction: plan.reduction,
+        zero_sum: plan.zero_sum,
+        logits_dtype,
+    });
+    Ok(Forward {
+        loss: loss.cast(logits_dtype),
+        grad,
+        stats,
+    })
+}
+
+/// A tensor of ones with `x`'s shape, dtype and device.
+fn ones_like<B: Backend>(x: &Tensor<B, 2>) -> Tensor<B, 2> {
+    x.clone().mul_scalar(0.0).add_scalar(1.0)
+}

@@ -1,0 +1,176 @@
+//! The loss module: checks, 2-D and 3-D logits, output.
+
+use std::marker::PhantomData;
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+
+use crate::kernel::LossPlan;
+use crate::{CollapseAwareCrossEntropyConfig, CollapseLossBackend, CollapseStats, LossError};
+
+/// A cross-entropy that reports softmax collapse and lets you choose its numerics.
+///
+/// A drop-in for burn's `CrossEntropyLoss`: the same forward (max-subtracted log-sum-exp) in
+/// the precision you choose, one autodiff node whose backward is PyTorch's log-softmax + NLL
+/// gradient in that precision (so in f32 the correct-class gradient is exactly 0 under
+/// collapse, as with the framework's own loss), optional zero-sum projection, label smoothing,
+/// z-loss and StableMax, and [`CollapseStats`] from the same pass.
+#[derive(Module, Debug)]
+pub struct CollapseAwareCrossEntropy<B: Backend> {
+    #[module(skip)]
+    plan: LossPlan,
+    #[module(skip)]
+    check_inputs: bool,
+    _backend: PhantomData<B>,
+}
+
+/// The loss and, when the config asks for them, the collapse statistics.
+#[derive(Debug, Clone)]
+pub struct CrossEntropyOutput<B: Backend> {
+    /// The loss: `[1]` for mean and sum reductions, one value per row for `Reduction::None`.
+    pub loss: Tensor<B, 1>,
+    /// Statistics of the same pass (`None` when `stats` is off).
+    pub stats: Option<CollapseStats<B>>,
+}
+
+impl<B: Backend> CollapseAwareCrossEntropy<B> {
+    pub(crate) fn from_config(
+        config: &CollapseAwareCrossEntropyConfig,
+        _device: &B::Device,
+    ) -> Self {
+        Self {
+            plan: LossPlan {
+                precision: config.precision,
+                normalizer: config.normalizer,
+                smoothing: config.label_smoothing,
+                z_loss: config.z_loss,
+                reduction: config.reduction,
+                stats: config.stats,
+                zero_sum: config.zero_sum_projection,
+            },
+            check_inputs: config.check_inputs,
+            _backend: PhantomData,
+        }
+    }
+}
+
+impl<B: CollapseLossBackend> CollapseAwareCrossEntropy<B> {
+    /// The loss of `logits` `[batch, classes]` against `targets` `[batch]`; panics with the
+    /// [`LossError`] message on bad input.
+    pub fn forward(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 1, Int>,
+    ) -> CrossEntropyOutput<B> {
+        self.try_forward(logits, targets)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The loss, or what was wrong with the input.
+    pub fn try_forward(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 1, Int>,
+    ) -> Result<CrossEntropyOutput<B>, LossError> {
+        let [rows, classes] = logits.dims();
+        let [targets_rows] = targets.dims();
+        check_shapes(rows, classes, targets_rows)?;
+        if self.check_inputs {
+            check_values(&logits, &targets, classes)?;
+        }
+        let (loss, stats) = B::collapse_cross_entropy(logits, targets, &self.plan)?;
+        Ok(CrossEntropyOutput { loss, stats })
+    }
+
+    /// Language-model logits `[batch, seq, vocab]` against `[batch, seq]` targets, flattened to
+    /// `batch * seq` rows (row `b * seq + s`); panics on bad input.
+    pub fn forward_3d(
+        &self,
+        logits: Tensor<B, 3>,
+        targets: Tensor<B, 2, Int>,
+    ) -> CrossEntropyOutput<B> {
+        self.try_forward_3d(logits, targets)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::forward_3d`], or what was wrong with the input.
+    pub fn try_forward_3d(
+        &self,
+        logits: Tensor<B, 3>,
+        targets: Tensor<B, 2, Int>,
+    ) -> Result<CrossEntropyOutput<B>, LossError> {
+        let [batch, seq, vocab] = logits.dims();
+        let [t_batch, t_seq] = targets.dims();
+        if (batch, seq) != (t_batch, t_seq) {
+            return Err(LossError::ShapeMismatch {
+                logits_rows: batch * seq,
+                targets_rows: t_batch * t_seq,
+            });
+        }
+        self.try_forward(
+            logits.reshape([batch * seq, vocab]),
+            targets.reshape([batch * seq]),
+        )
+    }
+}
+
+fn check_shapes(rows: usize, classes: usize, targets_rows: usize) -> Result<(), LossError> {
+    if rows != targets_rows {
+        return Err(LossError::ShapeMismatch {
+            logits_rows: rows,
+            targets_rows,
+        });
+    }
+    if rows == 0 {
+        return Err(LossError::EmptyBatch);
+    }
+    if classes < 2 {
+        return Err(LossError::TooFewClasses { classes });
+    }
+    Ok(())
+}
+
+/// Target range and finiteness, read back together in one host transfer.
+fn check_values<B: Backend>(
+    logits: &Tensor<B, 2>,
+    targets: &Tensor<B, 1, Int>,
+    classes: usize,
+) -> Result<(), LossError> {
+    let outside = targets.clone().lower_elem(0).int().sum()
+        + targets
+            .clone()
+            .greater_equal_elem(classes as i64)
+            .int()
+            .sum();
+    let non_finite = logits.clone().is_nan().int().sum() + logits.clone().is_inf().int().sum();
+    let dtype = outside.dtype();
+    let packed = Tensor::cat(
+        vec![
+            outside,
+            non_finite.cast(dtype),
+            targets.clone().min().cast(dtype),
+            targets.clone().max().cast(dtype),
+        ],
+        0,
+    );
+    let v = packed
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("i64 checks");
+    if v[0] > 0 {
+        return Err(LossError::TargetOutOfRange {
+            classes,
+            count: v[0] as usize,
+            min: v[2],
+            max: v[3],
+        });
+    }
+    if v[1] > 0 {
+        return Err(LossError::NonFiniteLogits {
+            count: v[1] as usize,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Softmax-collapse statistics, computed on the device in the same pass as the loss.
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, Tensor};
+
+/// Per-row and per-batch collapse statistics of one forward pass.
+///
+/// Every field is a tensor on the loss's device, in the loss precision: nothing is read back
+/// to the host until the caller reads it (for example with [`CollapseStats::summary`], one read
+/// for all batch values).
+#[derive(Debug, Clone)]
+pub struct CollapseStats<B: Backend> {
+    /// Per row: the normalizer sum is exactly the label's own term in the loss precision (1 for
+    /// softmax) and the label is the arg-max. Use it as a token mask.
+    pub collapsed: Tensor<B, 1, Bool>,
+    /// Per row: the row's loss is exactly zero.
+    pub zero_loss: Tensor<B, 1, Bool>,
+    /// Per row: margin `z_r - max_{k != r} z_k`.
+    pub margin: Tensor<B, 1>,
+    /// Per row: residual mass `epsilon = sum_{k != r} p_k`.
+    pub residual_mass: Tensor<B, 1>,
+    /// Per row: `z_max + ln sum exp(z - z_max)` (StableMax: `ln sum s(z)`).
+    pub log_sum_exp: Tensor<B, 1>,
+    /// The batch values, in the order of [`CollapseSummary`]'s fields, as one `[8]` tensor.
+    pub batch: Tensor<B, 1>,
+}
+
+/// The batch statistics read back to the host.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CollapseSummary {
+    /// Fraction of rows in softmax collapse.
+    pub collapsed_fraction: f64,
+    /// Fraction of rows whose loss is exactly zero.
+    pub zero_loss_fraction: f64,
+    /// Mean residual mass.
+    pub mean_residual_mass: f64,
+    /// Largest residual mass.
+    pub max_residual_mass: f64,
+    /// Smallest margin.
+    pub min_margin: f64,
+    /// Mean margin.
+    pub mean_margin: f64,
+    /// Mean log-sum-exp.
+    pub mean_log_sum_exp: f64,
+    /// Mean logit over the whole batch.
+    pub mean_logit: f64,
+}
+
+impl<B: Backend> CollapseStats<B> {
+    /// Reads the batch statistics back to the host: one device read.
+    pub fn summary(&self) -> CollapseSummary {
+        let v = self
+            .batch
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .expect("f64 statistics");
+        CollapseSummary {
+            collapsed_fraction: v[0],
+            zero_loss_fraction: v[1],
+            mean_residual_mass: v[2],
+            max_residual_mass: v[3],
+            min_margin: v[4],
+            mean_margin: v[5],
+            mean_log_sum_exp: v[6],
+            mean_logit: v[7],
+        }
+    }
+
+    /// Builds the statistics from the per-row values; the batch reductions stay on the device.
+    pub(crate) fn from_rows(
+        collapsed: Tensor<B, 1, Bool>,
+        zero_loss: Tensor<B, 1, Bool>,
+        margin: Tensor<B, 1>,
+        residual_mass: Tensor<B, 1>,
+        log_sum_exp: Tensor<B, 1>,
+        mean_logit: Tensor<B, 1>,
+    ) -> Self {
+        let dtype = margin.dtype();
+        let fraction = |mask: &Tensor<B, 1, Bool>| mask.clone().float().cast(dtype).mean();
+        let batch = Tensor::cat(
+            vec![
+                fraction(&collapsed),
+                fraction(&zero_loss),
+                residual_mass.clone().mean(),
+                residual_mass.clone().max(),
+                margin.clone().min(),
+                margin.clone().mean(),
+                log_sum_exp.clone().mean(),
+                mean_logit.cast(dtype),
+            ],
+            0,
+        );
+        Self {
+            collapsed,
+            zero_loss,
+            margin,
+            residual_mass,
+            log_sum_exp,
+            batch,
+        }
+    }
+}
+
+impl<B: Backend> CollapseStats<B> {
+    /// Lifts statistics computed on an autodiff backend's inner backend (they carry no graph).
+    pub(crate) fn lift<A: AutodiffBackend<InnerBackend = B>>(self) -> CollapseStats<A> {
+        CollapseStats {
+            collapsed: Tensor::from_inner(self.collapsed),
+            zero_loss: Tensor::from_inner(self.zero_loss),
+            margin: Tensor::from_inner(self.margin),
+            residual_mass: Tensor::from_inner(self.residual_mass),
+            log_sum_exp: Tensor::from_inner(self.log_sum_exp),
+            batch: Tensor::from_inner(self.batch),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Shared helpers: run the loss on ndarray and read everything back.
+
+#![allow(dead_code)]
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor, TensorData};
+use burn_ndarray::NdArray;
+use slingshot_loss::{
+    CollapseAwareCrossEntropyConfig, CollapseLossBackend, CollapseSummary, Reduction,
+};
+
+/// f32 model, autodiff.
+pub type Ad32 = Autodiff<NdArray<f32>>;
+/// f64 model, autodiff.
+pub type Ad64 = Autodiff<NdArray<f64>>;
+
+/// Everything one forward + backward produced, on the host.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub loss: Vec<f64>,
+    pub grad: Vec<f64>,
+    pub collapsed: Vec<bool>,
+    pub summary: Option<CollapseSummary>,
+}
+
+/// Forward on `rows` x `k` logits, then backward from `loss.sum()` (upstream 1 per loss value).
+pub fn run<B: AutodiffBackend + CollapseLossBackend>(
+    config: &CollapseAwareCrossEntropyConfig,
+    logits: &[f64],
+    k: usize,
+    targets: &[usize],
+) -> Run {
+    let device = Default::default();
+    let n = targets.len();
+    // The backend's own float dtype, explicitly: burn 0.21's `from_data(.., &device)` uses a
+    // process-wide default per device type, shared by NdArray<f32> and NdArray<f64>, so
+    // whichever backend a process touches first would decide it.
+    let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
+    let z = Tensor::<B, 2>::from_data(TensorData::new(logits.to_vec(), [n, k]), (&device, dtype))
+        .require_grad();
+    let t = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [n]),
+        &device,
+    );
+    let out = config.init::<B>(&device).forward(z.clone(), t);
+    let summary = out.stats.as_ref().map(|s| s.summary());
+    let collapsed = out
+        .stats
+        .as_ref()
+        .map(|s| s.collapsed.clone().into_data().to_vec::<bool>().unwrap())
+        .unwrap_or_default();
+    let loss = to_f64(out.loss.clone().inner());
+    let grads = out.loss.sum().backward();
+    let grad = to_f64(z.grad(&grads).expect("gradient"));
+    Run {
+        loss,
+        grad,
+        collapsed,
+        summary,
+    }
+}
+
+pub fn to_f64<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec::<f64>().unwrap()
+}
+
+/// Per-row losses (reduction None), the rest at defaults.
+pub fn per_row() -> CollapseAwareCrossEntropyConfig {
+    CollapseAwareCrossEntropyConfig::new().with_reduction(Reduction::None)
+}
+
+/// Unit roundoff of f32.
+pub const U32: f64 = 5.960_464_477_539_063e-8;

@@ -1,0 +1,95 @@
+//! The loss suite on burn-cuda, for GPU sessions: `cargo test -p slingshot-loss --features cuda`.
+//! Skips itself (with a message) where no CUDA device can be initialised.
+//!
+//! The bit-for-bit comparisons of `numerics.rs` assume burn-ndarray's summation order, so here
+//! the contract is checked in its order-independent form: the anchors, the thresholds, the f64
+//! reference within the derived bounds, and native bf16 against the bf16 thresholds.
+
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use burn::backend::Autodiff;
+use burn_cuda::{Cuda, CudaDevice};
+use common::{U32, per_row, run};
+use slingshot_loss::LossPrecision;
+use slingshot_numerics::{AbsorptionThresholds, CollapsePrediction, FloatFormat};
+
+type Gpu32 = Autodiff<Cuda<f32, i32>>;
+type Gpu64 = Autodiff<Cuda<f64, i32>>;
+
+fn gpu() -> bool {
+    let ok = std::panic::catch_unwind(|| {
+        let device = CudaDevice::default();
+        burn::tensor::Tensor::<Cuda<f32, i32>, 1>::from_floats([1.0, 2.0], &device)
+            .sum()
+            .into_scalar()
+    })
+    .is_ok();
+    if !ok {
+        eprintln!("skipped: no CUDA device");
+    }
+    ok
+}
+
+#[test]
+fn anchors_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    let r = run::<Gpu32>(&per_row(), &[16.0, 0.0, 0.0], 3, &[0]);
+    assert_eq!(r.loss[0] as f32, 2.384_185_5e-7);
+    assert_eq!(r.grad[0] as f32, -2.384_185_8e-7);
+    for m in [17.0, 20.0, 30.0] {
+        let r = run::<Gpu32>(&per_row(), &[m, 0.0, 0.0], 3, &[0]);
+        assert_eq!((r.loss[0], r.grad[0]), (0.0, 0.0), "m = {m}");
+        assert_eq!(r.summary.unwrap().collapsed_fraction, 1.0);
+    }
+    let f64_loss = run::<Gpu32>(
+        &per_row().with_precision(LossPrecision::F64),
+        &[20.0, 0.0, 0.0],
+        3,
+        &[0],
+    );
+    assert!((f64_loss.grad[0] + 4.12e-9).abs() < 1e-11);
+}
+
+#[test]
+fn thresholds_and_f64_reference_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    for (k, margin) in [(97usize, 15.0), (97, 22.0), (4096, 16.0), (4096, 28.0)] {
+        let mut logits = vec![0.0; k];
+        logits[5] = margin;
+        let t = AbsorptionThresholds::new(FloatFormat::F32, k).unwrap();
+        let r = run::<Gpu32>(&per_row(), &logits, k, &[5]);
+        match t.predict(margin).unwrap() {
+            CollapsePrediction::Certain => assert_eq!(r.grad[5], 0.0),
+            CollapsePrediction::Impossible => assert!(r.grad[5] < 0.0),
+            CollapsePrediction::OrderDependent => {}
+        }
+        let r64 = run::<Gpu64>(&per_row(), &logits, k, &[5]);
+        let tol = U32 * (margin + (k as f64).ln() + k as f64 + 4.0);
+        assert!((r.loss[0] - r64.loss[0]).abs() <= tol);
+    }
+}
+
+#[test]
+fn native_bf16_obeys_the_bf16_thresholds() {
+    if !gpu() {
+        return;
+    }
+    let config = per_row().with_precision(LossPrecision::BF16);
+    for (margin, k) in [(4.0, 97usize), (12.0, 97)] {
+        let mut logits = vec![0.0; k];
+        logits[0] = margin;
+        let t = AbsorptionThresholds::new(FloatFormat::BF16, k).unwrap();
+        let r = run::<Gpu32>(&config, &logits, k, &[0]);
+        match t.predict(margin).unwrap() {
+            CollapsePrediction::Certain => assert_eq!(r.grad[0], 0.0),
+            CollapsePrediction::Impossible => assert!(r.grad[0] < 0.0),
+            CollapsePrediction::OrderDependent => {}
+        }
+    }
+}
