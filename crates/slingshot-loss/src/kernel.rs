@@ -7,7 +7,7 @@
 //! `t` the (smoothed) target and `v` the upstream gradient of the row.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, DType, FloatDType, Int, IntDType, Tensor};
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor};
 use slingshot_numerics::FloatFormat;
 
 use crate::rounding::Rounding;
@@ -40,11 +40,24 @@ pub(crate) struct Forward<B: Backend> {
 #[derive(Debug, Clone)]
 pub(crate) struct GradParts<B: Backend> {
     q: Tensor<B, 2>,
-    tw: Tensor<B, 2>,
+    tw: TargetWeights<B>,
     rounding: Rounding,
     reduction: Reduction,
     zero_sum: bool,
     logits_dtype: DType,
+}
+
+/// `tw` without smoothing is non-zero only at the label, so it is kept as indices (and, for
+/// StableMax, one weight per row) and subtracted with an O(N) scatter instead of a dense pass.
+#[derive(Debug, Clone)]
+pub(crate) enum TargetWeights<B: Backend> {
+    /// Weight 1 (softmax) or `weight[row]` (StableMax) at `index[row]`, zero elsewhere.
+    Label {
+        index: Tensor<B, 2, Int>,
+        weight: Option<Tensor<B, 2>>,
+    },
+    /// A dense `[n, k]` target (label smoothing).
+    Dense(Tensor<B, 2>),
 }
 
 impl<B: Backend> GradParts<B> {
@@ -60,7 +73,19 @@ impl<B: Backend> GradParts<B> {
             Reduction::Sum => up.reshape([1, 1]),
             Reduction::None => up.reshape([n, 1]),
         };
-        let g = r.apply(r.apply(self.q * v.clone()) - r.apply(self.tw * v));
+        let qv = r.apply(self.q * v.clone());
+        let g = match self.tw {
+            // fl(q v - v) at the label, exactly PyTorch's `grad_output - exp(out) * sum(...)`.
+            TargetWeights::Label { index, weight } => {
+                let v = v.expand([n, 1]);
+                let tv = match weight {
+                    Some(w) => r.apply(w * v),
+                    None => v,
+                };
+                r.apply(qv.scatter(1, index, tv.neg(), IndexingUpdateOp::Add))
+            }
+            TargetWeights::Dense(tw) => r.apply(qv - r.apply(tw * v)),
+        };
         let g = if self.zero_sum {
             let mean = r.apply(r.row_sum(g.clone()) / k as f64);
             r.apply(g - mean)
@@ -128,42 +153,58 @@ pub(crate) fn forward<B: Backend>(
     let [n, k] = logits.dims();
     let z = r.apply(logits.cast(dtype));
 
-    // One-hot mask of the labels: compare each class index with the row's target.
-    let classes = Tensor::<B, 1, Int>::arange(0..k as i64, &device)
-        .reshape([1, k])
-        .expand([n, k]);
-    let classes_dtype: IntDType = classes.dtype().into();
-    let label_mask: Tensor<B, 2, Bool> = classes.equal(
-        targets
-            .clone()
-            .cast(classes_dtype)
-            .reshape([n, 1])
-            .expand([n, k]),
-    );
-    let onehot = label_mask.clone().float().cast(dtype);
     let target_index = targets.reshape([n, 1]);
     let a = plan.smoothing;
-    let target = if a > 0.0 {
-        r.apply(r.apply(onehot.clone() * (1.0 - a)) + a / k as f64)
-    } else {
-        onehot.clone()
-    };
+    // A dense target only for label smoothing: (1 - a) onehot + a/K.
+    let dense_target = (a > 0.0).then(|| {
+        let ones = Tensor::<B, 2>::full([n, 1], 1.0, (&device, dtype.into()));
+        let onehot = Tensor::<B, 2>::zeros([n, k], (&device, dtype.into())).scatter(
+            1,
+            target_index.clone(),
+            ones,
+            IndexingUpdateOp::Add,
+        );
+        r.apply(r.apply(onehot * (1.0 - a)) + a / k as f64)
+    });
 
     let z_label = z.clone().gather(1, target_index.clone());
     let z_max = z.clone().max_dim(1);
 
     // Normalizer-specific part: log-probabilities, probabilities, the gradient parts, the
     // log-normalizer, and whether the normalizer sum absorbed every wrong class.
-    let (lp, p, q, tw, log_norm, absorbed) = match plan.normalizer {
+    // The per-row loss parts that need the log-probabilities: NLL, and for label smoothing
+    // `-sum_k lp_k`. Taken before `lp` is consumed, so that `exp(lp)` can run in place.
+    let loss_terms = |lp: &Tensor<B, 2>| {
+        let nll = lp
+            .clone()
+            .gather(1, target_index.clone())
+            .neg()
+            .reshape([n]);
+        let smooth = (a > 0.0).then(|| r.row_sum(lp.clone()).neg().reshape([n]));
+        (nll, smooth)
+    };
+
+    // `terms` (exp of the shifted logits; StableMax: s(z)) and their row sums are kept for the
+    // residual mass.
+    let ((nll, smooth), q, tw, log_norm, absorbed, terms, sum) = match plan.normalizer {
         Normalizer::Softmax => {
             let shifted = r.apply(z.clone() - z_max.clone());
-            let sum = r.row_sum(r.apply(shifted.clone().exp()));
+            let terms = r.apply(shifted.clone().exp());
+            let sum = r.row_sum(terms.clone());
             let log_sum = r.apply(sum.clone().log());
             let lp = r.apply(shifted - log_sum.clone());
-            let p = r.apply(lp.clone().exp());
+            let parts = loss_terms(&lp);
+            let p = r.apply(lp.exp());
             let lse = r.apply(z_max.clone() + log_sum);
-            let absorbed = sum.equal_elem(1.0);
-            (lp, p.clone(), p, target.clone(), lse, absorbed)
+            let absorbed = sum.clone().equal_elem(1.0);
+            let tw = match &dense_target {
+                Some(t) => TargetWeights::Dense(t.clone()),
+                None => TargetWeights::Label {
+                    index: target_index.clone(),
+                    weight: None,
+                },
+            };
+            (parts, p, tw, lse, absorbed, terms, sum)
         }
         Normalizer::StableMax => {
             let positive = z.clone().greater_equal_elem(0.0);
@@ -178,17 +219,25 @@ pub(crate) fn forward<B: Backend>(
                 .mask_where(positive, ones_like(&z));
             let sum = r.row_sum(s.clone());
             let p = r.apply(s.clone() / sum.clone());
-            let lp = r.apply(p.clone().log());
+            let parts = loss_terms(&r.apply(p.log()));
             let q = r.apply(ds.clone() / sum.clone());
-            let tw = r.apply(r.apply(target.clone() * ds) / s.clone());
+            let tw = match &dense_target {
+                Some(t) => TargetWeights::Dense(r.apply(r.apply(t.clone() * ds) / s.clone())),
+                None => TargetWeights::Label {
+                    index: target_index.clone(),
+                    weight: Some(r.apply(
+                        ds.gather(1, target_index.clone())
+                            / s.clone().gather(1, target_index.clone()),
+                    )),
+                },
+            };
             let log_norm = r.apply(sum.clone().log());
-            let absorbed = sum.equal(s.gather(1, target_index.clone()));
-            (lp, p, q, tw, log_norm, absorbed)
+            let absorbed = sum.clone().equal(s.clone().gather(1, target_index.clone()));
+            (parts, q, tw, log_norm, absorbed, s, sum)
         }
     };
 
     // Per-row loss parts, reduced separately as PyTorch does with label smoothing.
-    let nll = lp.clone().gather(1, target_index).neg().reshape([n]);
     let reduce = |rows: Tensor<B, 1>| match plan.reduction {
         Reduction::Mean => r.apply(r.total(rows) / n as f64),
         Reduction::Sum => r.total(rows),
@@ -196,8 +245,7 @@ pub(crate) fn forward<B: Backend>(
     };
     let mut rows = nll.clone();
     let mut loss = reduce(nll.clone());
-    if a > 0.0 {
-        let smooth = r.row_sum(lp.clone()).neg().reshape([n]);
+    if let Some(smooth) = smooth {
         rows = rows * (1.0 - a) + smooth.clone() * (a / k as f64);
         loss = r.apply(r.apply(loss * (1.0 - a)) + r.apply(reduce(smooth) * (a / k as f64)));
     }
@@ -213,22 +261,39 @@ pub(crate) fn forward<B: Backend>(
         q
     };
 
-    let stats = plan.stats.then(|| {
-        let margin = (z_label.clone()
-            - z.clone()
-                .mask_fill(label_mask.clone(), f64::NEG_INFINITY)
-                .max_dim(1))
-        .reshape([n]);
+    let stats = if plan.stats {
+        let mean_logit = z.clone().mean();
+        // The runner-up: add -inf at the label (an O(N) scatter; in place, as this is the last
+        // use of `z`) and take the row max.
+        let minus_inf = Tensor::<B, 2>::full([n, 1], f64::NEG_INFINITY, (&device, dtype.into()));
+        let runner_up = z
+            .scatter(1, target_index.clone(), minus_inf, IndexingUpdateOp::Add)
+            .max_dim(1);
+        let margin = (z_label.clone() - runner_up).reshape([n]);
         let label_is_max = z_label.equal(z_max).reshape([n]);
-        CollapseStats::from_rows(
+        // Residual mass sum_{k != r} term_k / S: the label's own term set to exactly zero.
+        let label_term = terms.clone().gather(1, target_index.clone());
+        let residual = (terms
+            .scatter(
+                1,
+                target_index.clone(),
+                label_term.neg(),
+                IndexingUpdateOp::Add,
+            )
+            .sum_dim(1)
+            / sum)
+            .reshape([n]);
+        Some(CollapseStats::from_rows(
             absorbed.reshape([n]).bool_and(label_is_max),
             rows.clone().equal_elem(0.0),
             margin,
-            p.mask_fill(label_mask, 0.0).sum_dim(1).reshape([n]),
+            residual,
             log_norm_rows,
-            z.mean(),
-        )
-    });
+            mean_logit,
+        ))
+    } else {
+        None
+    };
     let grad = need_grad.then(|| GradParts {
         q,
         tw,

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{ElementConversion, Int, Tensor, Transaction};
 
 use crate::kernel::LossPlan;
 use crate::{CollapseAwareCrossEntropyConfig, CollapseLossBackend, CollapseStats, LossError};
@@ -132,6 +132,9 @@ fn check_shapes(rows: usize, classes: usize, targets_rows: usize) -> Result<(), 
 }
 
 /// Target range and finiteness, read back together in one host transfer.
+///
+/// Finiteness is probed with one sum over the logits (NaN or infinity anywhere makes it
+/// non-finite); the exact count for the error message is only computed when it is.
 fn check_values<B: Backend>(
     logits: &Tensor<B, 2>,
     targets: &Tensor<B, 1, Int>,
@@ -143,34 +146,47 @@ fn check_values<B: Backend>(
             .greater_equal_elem(classes as i64)
             .int()
             .sum();
-    let non_finite = logits.clone().is_nan().int().sum() + logits.clone().is_inf().int().sum();
     let dtype = outside.dtype();
-    let packed = Tensor::cat(
+    let bounds = Tensor::cat(
         vec![
             outside,
-            non_finite.cast(dtype),
             targets.clone().min().cast(dtype),
             targets.clone().max().cast(dtype),
         ],
         0,
     );
-    let v = packed
-        .into_data()
+    let data = Transaction::default()
+        .register(bounds)
+        .register(logits.clone().sum())
+        .execute();
+    let v = data[0]
+        .clone()
         .convert::<i64>()
         .to_vec::<i64>()
         .expect("i64 checks");
+    let probe = data[1]
+        .clone()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("f64 probe")[0];
     if v[0] > 0 {
         return Err(LossError::TargetOutOfRange {
             classes,
             count: v[0] as usize,
-            min: v[2],
-            max: v[3],
+            min: v[1],
+            max: v[2],
         });
     }
-    if v[1] > 0 {
-        return Err(LossError::NonFiniteLogits {
-            count: v[1] as usize,
-        });
+    if !probe.is_finite() {
+        let count = (logits.clone().is_nan().int().sum() + logits.clone().is_inf().int().sum())
+            .into_scalar()
+            .elem::<i64>();
+        // A sum of finite logits can only overflow for values near the format's maximum.
+        if count > 0 {
+            return Err(LossError::NonFiniteLogits {
+                count: count as usize,
+            });
+        }
     }
     Ok(())
 }
