@@ -5,6 +5,9 @@
 //! * [`numerics`]: float formats, absorption margins, the rounding simulator, Adam arithmetic
 //!   (crate `slingshot-numerics`).
 //! * [`loss`]: the collapse-aware cross-entropy and its statistics (crate `slingshot-loss`).
+//! * [`nn`]: centered classifiers, mean removal, normalized heads and NFI diagnostics (crate
+//!   `slingshot-nn`).
 
 pub use slingshot_loss as loss;
+pub use slingshot_nn as nn;
 pub use slingshot_numerics as numerics;
