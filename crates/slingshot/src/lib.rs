@@ -7,7 +7,9 @@
 //! * [`loss`]: the collapse-aware cross-entropy and its statistics (crate `slingshot-loss`).
 //! * [`nn`]: centered classifiers, mean removal, normalized heads and NFI diagnostics (crate
 //!   `slingshot-nn`).
+//! * [`optim`]: the spike detector (crate `slingshot-optim`).
 
 pub use slingshot_loss as loss;
 pub use slingshot_nn as nn;
 pub use slingshot_numerics as numerics;
+pub use slingshot_optim as optim;
