@@ -170,8 +170,6 @@ pub(crate) fn forward<B: Backend>(
     let z_label = z.clone().gather(1, target_index.clone());
     let z_max = z.clone().max_dim(1);
 
-    // Normalizer-specific part: log-probabilities, probabilities, the gradient parts, the
-    // log-normalizer, and whether the normalizer sum absorbed every wrong class.
     // The per-row loss parts that need the log-probabilities: NLL, and for label smoothing
     // `-sum_k lp_k`. Taken before `lp` is consumed, so that `exp(lp)` can run in place.
     let loss_terms = |lp: &Tensor<B, 2>| {
@@ -184,8 +182,9 @@ pub(crate) fn forward<B: Backend>(
         (nll, smooth)
     };
 
-    // `terms` (exp of the shifted logits; StableMax: s(z)) and their row sums are kept for the
-    // residual mass.
+    // Normalizer-specific part: the loss parts, the gradient parts `q` and `tw`, the
+    // log-normalizer, and whether the normalizer sum absorbed every wrong class. `terms` (exp of
+    // the shifted logits; StableMax: s(z)) and their row sums are kept for the residual mass.
     let ((nll, smooth), q, tw, log_norm, absorbed, terms, sum) = match plan.normalizer {
         Normalizer::Softmax => {
             let shifted = r.apply(z.clone() - z_max.clone());
@@ -311,5 +310,5 @@ pub(crate) fn forward<B: Backend>(
 
 /// A tensor of ones with `x`'s shape, dtype and device.
 fn ones_like<B: Backend>(x: &Tensor<B, 2>) -> Tensor<B, 2> {
-    x.clone().mul_scalar(0.0).add_scalar(1.0)
+    Tensor::ones(x.shape(), (&x.device(), x.dtype()))
 }
