@@ -4,9 +4,7 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use burn_ndarray::NdArray;
 use proptest::prelude::*;
-use slingshot::numerics::strategies::{
-    LogitRow, LogitRowConfig, logit_rows, logit_rows_near_thresholds,
-};
+use slingshot::numerics::strategies::{LogitRow, LogitRowConfig, logit_rows_mixed};
 use slingshot::numerics::{
     AbsorptionThresholds, CollapsePrediction, CrossEntropySimulator, FloatFormat, SummationOrder,
 };
@@ -51,11 +49,7 @@ fn rows() -> BoxedStrategy<LogitRow> {
         offset: -4.0..4.0,
         spread: 12.0,
     };
-    prop_oneof![
-        logit_rows(FloatFormat::F32, config.clone()),
-        logit_rows_near_thresholds(FloatFormat::F32, config),
-    ]
-    .boxed()
+    logit_rows_mixed(FloatFormat::F32, config)
 }
 
 /// burn's autodiff and the simulator's PyTorch-style backward round differently: burn turns

@@ -9,7 +9,7 @@ use burn::tensor::{DType, Int, Tensor, TensorData};
 use common::{Ad32, Ad64, U32, per_row, run, to_f64};
 use proptest::prelude::*;
 use slingshot_loss::{CollapseAwareCrossEntropyConfig, LossPrecision, Reduction};
-use slingshot_numerics::strategies::{LogitRowConfig, logit_rows, logit_rows_near_thresholds};
+use slingshot_numerics::strategies::{LogitRowConfig, logit_rows_mixed};
 use slingshot_numerics::{
     AbsorptionThresholds, CollapsePrediction, CrossEntropySimulator, FloatFormat, SummationOrder,
 };
@@ -35,12 +35,9 @@ fn collapse_rows() -> BoxedStrategy<(Vec<f64>, usize)> {
         offset: -4.0..4.0,
         spread: 12.0,
     };
-    prop_oneof![
-        logit_rows(FloatFormat::F32, config.clone()),
-        logit_rows_near_thresholds(FloatFormat::F32, config),
-    ]
-    .prop_map(|r| (r.logits, r.label))
-    .boxed()
+    logit_rows_mixed(FloatFormat::F32, config)
+        .prop_map(|r| (r.logits, r.label))
+        .boxed()
 }
 
 /// Compares the loss's per-row output with the simulator, bit for bit.

@@ -156,6 +156,17 @@ pub fn logit_rows_near_thresholds(
         .boxed()
 }
 
+/// Half [`logit_rows`] (margins uniform in `config.margin`), half
+/// [`logit_rows_near_thresholds`]: both the bulk and the edges, which is what a property test
+/// of a loss against the thresholds usually wants.
+pub fn logit_rows_mixed(format: FloatFormat, config: LogitRowConfig) -> BoxedStrategy<LogitRow> {
+    prop_oneof![
+        logit_rows(format, config.clone()),
+        logit_rows_near_thresholds(format, config),
+    ]
+    .boxed()
+}
+
 /// One row: `label_at` and `runner_at` in [0, 1) pick the positions, `seed` the other logits.
 #[allow(clippy::too_many_arguments)]
 fn build_row(

@@ -5,7 +5,7 @@
 use half::{bf16, f16};
 use proptest::prelude::*;
 use slingshot_numerics::strategies::{
-    LogitRow, LogitRowConfig, logit_rows, logit_rows_near_thresholds, summation_orders,
+    LogitRow, LogitRowConfig, logit_rows_mixed, summation_orders,
 };
 use slingshot_numerics::{
     AbsorptionThresholds, CollapsePrediction, CrossEntropySimulator, FloatFormat, SummationOrder,
@@ -171,11 +171,7 @@ fn rows_near_threshold(
         offset: -4.0..4.0,
         spread: 12.0,
     };
-    prop_oneof![
-        logit_rows(format, config.clone()),
-        logit_rows_near_thresholds(format, config),
-    ]
-    .boxed()
+    logit_rows_mixed(format, config)
 }
 
 fn threshold_case<T: Native>(row: &LogitRow, order: SummationOrder) -> Result<(), TestCaseError> {
