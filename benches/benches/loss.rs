@@ -15,15 +15,34 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use slingshot::loss::{CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossPrecision};
 use slingshot_benches::bench_logits;
 
-/// The arms compared on each shape.
-fn arms() -> Vec<(&'static str, Option<CollapseAwareCrossEntropyConfig>)> {
+/// One arm: burn's own loss (`None`), or a configuration of the collapse-aware loss and whether
+/// to force its portable kernel.
+type Arm = (&'static str, Option<CollapseAwareCrossEntropyConfig>, bool);
+
+/// The arms compared on each shape. On ndarray the collapse-aware loss runs its fused host
+/// kernel; the `portable_*` arms force the backend-independent kernel for comparison.
+fn arms() -> Vec<Arm> {
     let base = CollapseAwareCrossEntropyConfig::new;
     vec![
-        ("burn_cross_entropy", None),
-        ("stats_on", Some(base())),
-        ("stats_off", Some(base().with_stats(false))),
-        ("stats_on_unchecked", Some(base().with_check_inputs(false))),
-        ("f64_loss", Some(base().with_precision(LossPrecision::F64))),
+        ("burn_cross_entropy", None, false),
+        ("stats_on", Some(base()), false),
+        ("stats_off", Some(base().with_stats(false)), false),
+        (
+            "stats_on_unchecked",
+            Some(base().with_check_inputs(false)),
+            false,
+        ),
+        (
+            "f64_loss",
+            Some(base().with_precision(LossPrecision::F64)),
+            false,
+        ),
+        ("portable_stats_on", Some(base()), true),
+        (
+            "portable_f64_loss",
+            Some(base().with_precision(LossPrecision::F64)),
+            true,
+        ),
     ]
 }
 
@@ -43,6 +62,7 @@ fn inputs<B: AutodiffBackend>(
 /// one element forces asynchronous backends to finish.
 fn step<B: AutodiffBackend + CollapseLossBackend>(
     config: &Option<CollapseAwareCrossEntropyConfig>,
+    portable: bool,
     logits: &Tensor<B, 2>,
     targets: &Tensor<B, 1, Int>,
     device: &B::Device,
@@ -52,7 +72,15 @@ fn step<B: AutodiffBackend + CollapseLossBackend>(
         None => CrossEntropyLossConfig::new()
             .init(device)
             .forward(z.clone(), targets.clone()),
-        Some(c) => c.init::<B>(device).forward(z.clone(), targets.clone()).loss,
+        Some(c) => {
+            let loss = c.init::<B>(device);
+            let loss = if portable {
+                loss.with_portable_kernel()
+            } else {
+                loss
+            };
+            loss.forward(z.clone(), targets.clone()).loss
+        }
     };
     let grads = loss.backward();
     let g = z.grad(&grads).expect("gradient");
@@ -75,13 +103,18 @@ fn bench_backend<B: AutodiffBackend + CollapseLossBackend>(
         if k > 97 {
             group.sample_size(10);
         }
-        for (arm, config) in arms() {
+        for (arm, config, portable) in arms() {
             // The large shape keeps to the headline arms: each f64 copy of it is 2 GiB.
-            if k > 97 && !matches!(arm, "burn_cross_entropy" | "stats_on" | "stats_off") {
+            if k > 97
+                && !matches!(
+                    arm,
+                    "burn_cross_entropy" | "stats_on" | "stats_off" | "f64_loss"
+                )
+            {
                 continue;
             }
             group.bench_function(BenchmarkId::from_parameter(arm), |b| {
-                b.iter(|| step::<B>(&config, &logits, &targets, &device))
+                b.iter(|| step::<B>(&config, portable, &logits, &targets, &device))
             });
         }
         group.finish();

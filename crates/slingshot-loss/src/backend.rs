@@ -8,9 +8,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorPrimitive};
-use burn_ndarray::{NdArray, NdArrayTensor, SharedArray};
+use burn_ndarray::{
+    FloatNdArrayElement, IntNdArrayElement, NdArray, NdArrayTensor, QuantElement, SharedArray,
+};
 
-use crate::kernel::{self, GradParts, LossPlan};
+use crate::host;
+use crate::kernel::{self, Forward, GradParts, LossPlan};
 use crate::{CollapseStats, LossError};
 
 /// The loss value and, when asked for, its statistics.
@@ -22,23 +25,61 @@ pub type LossParts<B> = (Tensor<B, 1>, Option<CollapseStats<B>>);
 /// `Autodiff<B>` over any backend, where the whole loss is one autodiff node whose backward
 /// returns PyTorch's log-softmax + NLL gradient computed in the loss precision.
 pub trait CollapseLossBackend: Backend {
-    /// Forward pass. The default is the portable computation without a gradient.
+    /// Forward pass without a gradient.
     #[doc(hidden)]
     fn collapse_cross_entropy(
         logits: Tensor<Self, 2>,
         targets: Tensor<Self, 1, Int>,
         plan: &LossPlan,
     ) -> Result<LossParts<Self>, LossError> {
-        let f = kernel::forward::<Self>(logits, targets, plan, false)?;
+        let f = Self::collapse_forward(logits, targets, plan, false)?;
         Ok((f.loss, f.stats))
+    }
+
+    /// The forward computation, keeping what the backward pass needs when `need_grad`. The
+    /// default is the portable kernel on burn's tensor ops; a backend with a fused kernel
+    /// overrides it.
+    #[doc(hidden)]
+    fn collapse_forward(
+        logits: Tensor<Self, 2>,
+        targets: Tensor<Self, 1, Int>,
+        plan: &LossPlan,
+        need_grad: bool,
+    ) -> Result<Forward<Self>, LossError> {
+        kernel::forward::<Self>(logits, targets, plan, need_grad)
     }
 }
 
+/// burn-ndarray: the fused host kernel where it covers the plan, the portable one elsewhere.
 impl<E, I, Q> CollapseLossBackend for NdArray<E, I, Q>
 where
+    E: FloatNdArrayElement,
+    I: IntNdArrayElement,
+    Q: QuantElement,
     NdArrayTensor: From<SharedArray<E>> + From<SharedArray<I>>,
-    NdArray<E, I, Q>: Backend,
 {
+    fn collapse_forward(
+        logits: Tensor<Self, 2>,
+        targets: Tensor<Self, 1, Int>,
+        plan: &LossPlan,
+        need_grad: bool,
+    ) -> Result<Forward<Self>, LossError> {
+        match host::compute_dtype(plan, logits.dtype()) {
+            Some(compute) if !plan.portable_only => {
+                let (dims, device) = (logits.dims(), logits.device());
+                host::forward::<Self>(
+                    logits.into_primitive().tensor(),
+                    targets.into_primitive(),
+                    dims,
+                    device,
+                    plan,
+                    compute,
+                    need_grad,
+                )
+            }
+            _ => kernel::forward::<Self>(logits, targets, plan, need_grad),
+        }
+    }
 }
 
 /// Every CubeCL backend, burn-cuda's included.
@@ -73,7 +114,7 @@ impl<B: Backend> Backward<B, 1> for CollapseCrossEntropyBackward {
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> CollapseLossBackend for Autodiff<B, C> {
+impl<B: CollapseLossBackend, C: CheckpointStrategy> CollapseLossBackend for Autodiff<B, C> {
     fn collapse_cross_entropy(
         logits: Tensor<Self, 2>,
         targets: Tensor<Self, 1, Int>,
@@ -88,7 +129,7 @@ impl<B: Backend, C: CheckpointStrategy> CollapseLossBackend for Autodiff<B, C> {
             .compute_bound()
             .stateful();
         let tracked = matches!(prep, OpsKind::Tracked(_));
-        let f = kernel::forward::<B>(inner_logits, inner_targets, plan, tracked)?;
+        let f = B::collapse_forward(inner_logits, inner_targets, plan, tracked)?;
         let loss = f.loss.into_primitive().tensor();
         let output = match prep {
             OpsKind::Tracked(prep) => prep.finish(f.grad.expect("asked for the gradient"), loss),

@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor};
 use slingshot_numerics::FloatFormat;
 
+use crate::host::HostGrad;
 use crate::rounding::Rounding;
 use crate::{CollapseStats, LossError, LossPrecision, Normalizer, Reduction};
 
@@ -23,22 +24,42 @@ pub struct LossPlan {
     pub(crate) reduction: Reduction,
     pub(crate) stats: bool,
     pub(crate) zero_sum: bool,
+    /// Skip a backend's fused kernel and run the portable one.
+    pub(crate) portable_only: bool,
 }
 
-/// What the forward pass produces.
-pub(crate) struct Forward<B: Backend> {
+/// What the forward pass produces (public only because backends return it).
+#[doc(hidden)]
+pub struct Forward<B: Backend> {
     /// The reduced loss, in the logits' dtype.
-    pub loss: Tensor<B, 1>,
+    pub(crate) loss: Tensor<B, 1>,
     /// What the backward pass needs, when asked for.
-    pub grad: Option<GradParts<B>>,
+    pub(crate) grad: Option<GradParts<B>>,
     /// Collapse statistics, when asked for.
-    pub stats: Option<CollapseStats<B>>,
+    pub(crate) stats: Option<CollapseStats<B>>,
+}
+
+/// What the backward pass needs: from the portable kernel, or from a backend's fused one.
+#[derive(Debug, Clone)]
+pub(crate) enum GradParts<B: Backend> {
+    Device(DeviceGrad<B>),
+    Host(HostGrad<B>),
+}
+
+impl<B: Backend> GradParts<B> {
+    /// `d loss / d logits` for the upstream gradient of the loss tensor, in the logits' dtype.
+    pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
+        match self {
+            GradParts::Device(parts) => parts.gradient(upstream),
+            GradParts::Host(parts) => parts.gradient(upstream),
+        }
+    }
 }
 
 /// The gradient is `q * v - tw * v` per row, `v` the upstream gradient of that row: `q` is
 /// `softmax` (StableMax: `s'(z) / S`), `tw` the target (StableMax: `t s'(z) / s(z)`).
 #[derive(Debug, Clone)]
-pub(crate) struct GradParts<B: Backend> {
+pub(crate) struct DeviceGrad<B: Backend> {
     q: Tensor<B, 2>,
     tw: TargetWeights<B>,
     rounding: Rounding,
@@ -60,7 +81,7 @@ pub(crate) enum TargetWeights<B: Backend> {
     Dense(Tensor<B, 2>),
 }
 
-impl<B: Backend> GradParts<B> {
+impl<B: Backend> DeviceGrad<B> {
     /// `d loss / d logits` for the upstream gradient of the loss tensor (shape `[1]`, or `[n]`
     /// for `Reduction::None`), in the logits' dtype.
     pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
@@ -243,7 +264,8 @@ pub(crate) fn forward<B: Backend>(
         Reduction::None => rows,
     };
     let mut rows = nll.clone();
-    let mut loss = reduce(nll.clone());
+    // PyTorch and burn negate after reducing: a sum of zero losses is -0.0, not +0.0.
+    let mut loss = reduce(nll.clone().neg()).neg();
     if let Some(smooth) = smooth {
         rows = rows * (1.0 - a) + smooth.clone() * (a / k as f64);
         loss = r.apply(r.apply(loss * (1.0 - a)) + r.apply(reduce(smooth) * (a / k as f64)));
@@ -293,13 +315,15 @@ pub(crate) fn forward<B: Backend>(
     } else {
         None
     };
-    let grad = need_grad.then(|| GradParts {
-        q,
-        tw,
-        rounding: r,
-        reduction: plan.reduction,
-        zero_sum: plan.zero_sum,
-        logits_dtype,
+    let grad = need_grad.then(|| {
+        GradParts::Device(DeviceGrad {
+            q,
+            tw,
+            rounding: r,
+            reduction: plan.reduction,
+            zero_sum: plan.zero_sum,
+            logits_dtype,
+        })
     });
     Ok(Forward {
         loss: loss.cast(logits_dtype),

@@ -34,6 +34,7 @@
 mod backend;
 mod config;
 mod error;
+mod host;
 mod kernel;
 mod loss;
 mod rounding;

@@ -48,10 +48,21 @@ impl<B: Backend> CollapseAwareCrossEntropy<B> {
                 reduction: config.reduction,
                 stats: config.stats,
                 zero_sum: config.zero_sum_projection,
+                portable_only: false,
             },
             check_inputs: config.check_inputs,
             _backend: PhantomData,
         }
+    }
+}
+
+impl<B: Backend> CollapseAwareCrossEntropy<B> {
+    /// The same loss, always computed by the portable kernel on burn's tensor ops, even on a
+    /// backend that has a fused kernel (burn-ndarray). Both give the same bits; this is for
+    /// comparing them and for measuring what the fused kernel saves.
+    pub fn with_portable_kernel(mut self) -> Self {
+        self.plan.portable_only = true;
+        self
     }
 }
 

@@ -38,6 +38,24 @@ fn f32_anchor_margins_17_20_30_collapse_with_zero_correct_class_gradient() {
     }
 }
 
+/// anchors.md: burn's mean loss of a collapsed row is -0.0 (it negates after reducing, as
+/// PyTorch does); ours is the same bits with either kernel, and +0.0 would not be.
+#[test]
+fn collapsed_mean_and_sum_losses_are_negative_zero_like_burns() {
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        let config = CollapseAwareCrossEntropyConfig::new().with_reduction(reduction);
+        let r = run::<Ad32>(&config, &[17.0, 0.0, 0.0, 30.0, 0.0, 0.0], 3, &[0, 0]);
+        assert_eq!(
+            (r.loss[0] as f32).to_bits(),
+            (-0.0f32).to_bits(),
+            "{reduction:?}"
+        );
+    }
+    // Per row, the loss is -lp = -(+0.0) as well.
+    let r = run::<Ad32>(&per_row(), &[17.0, 0.0, 0.0], 3, &[0]);
+    assert_eq!((r.loss[0] as f32).to_bits(), (-0.0f32).to_bits());
+}
+
 #[test]
 fn f64_loss_precision_gives_the_f64_gradient_to_f32_logits() {
     let config = per_row().with_precision(LossPrecision::F64);

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use burn::backend::Autodiff;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
 use slingshot_loss::{
@@ -32,17 +32,8 @@ pub fn run<B: AutodiffBackend + CollapseLossBackend>(
     targets: &[usize],
 ) -> Run {
     let device = Default::default();
-    let n = targets.len();
-    // The backend's own float dtype, explicitly: burn 0.21's `from_data(.., &device)` uses a
-    // process-wide default per device type, shared by NdArray<f32> and NdArray<f64>, so
-    // whichever backend a process touches first would decide it.
-    let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
-    let z = Tensor::<B, 2>::from_data(TensorData::new(logits.to_vec(), [n, k]), (&device, dtype))
-        .require_grad();
-    let t = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [n]),
-        &device,
-    );
+    let (z, t) = inputs::<B>(logits, k, targets);
+    let z = z.require_grad();
     let out = config.init::<B>(&device).forward(z.clone(), t);
     let summary = out.stats.as_ref().map(|s| s.summary());
     let collapsed = out
@@ -59,6 +50,26 @@ pub fn run<B: AutodiffBackend + CollapseLossBackend>(
         collapsed,
         summary,
     }
+}
+
+/// `logits` as an `[n, k]` tensor in the backend's own float dtype, and the targets.
+pub fn inputs<B: Backend>(
+    logits: &[f64],
+    k: usize,
+    targets: &[usize],
+) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+    let device = Default::default();
+    let n = targets.len();
+    // The backend's own float dtype, explicitly: burn 0.21's `from_data(.., &device)` uses a
+    // process-wide default per device type, shared by NdArray<f32> and NdArray<f64>, so
+    // whichever backend a process touches first would decide it.
+    let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
+    let z = Tensor::<B, 2>::from_data(TensorData::new(logits.to_vec(), [n, k]), (&device, dtype));
+    let t = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [n]),
+        &device,
+    );
+    (z, t)
 }
 
 pub fn to_f64<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
