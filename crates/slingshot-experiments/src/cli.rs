@@ -1,0 +1,346 @@
+//! Flags shared by the experiment binaries, turned into [`TrainConfig`]s.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use slingshot_nn::HeadNorm;
+
+use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
+use crate::data::Operation;
+use crate::model::ModelKind;
+use crate::train::RunOptions;
+
+/// Which starting configuration the flags modify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The CPU demo: a smaller task and model that show the mechanism in minutes on two cores
+    /// (see the README for how it differs from the paper).
+    Demo,
+    /// App. D Table 2 exactly: division mod 97, the 6-layer MLP of width 512, Adam lr 1e-3,
+    /// 10 warm-up steps, betas 0.9/0.999, eps 1e-8, batch 512, 100k steps.
+    Paper,
+}
+
+/// The flags of one training run; unset flags keep the preset's value.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Starting configuration.
+    #[arg(long, value_enum, default_value = "demo")]
+    pub preset: Preset,
+    /// Network.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Modulus (a prime).
+    #[arg(long)]
+    pub p: Option<usize>,
+    /// Operation: add, sub, mul or div.
+    #[arg(long)]
+    pub op: Option<Operation>,
+    /// Optimizer steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Rows per step: `full` or a number.
+    #[arg(long)]
+    pub batch: Option<BatchSize>,
+    /// Adam's learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Linear warm-up steps.
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Adam's beta1.
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam's beta2.
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// Adam's epsilon.
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// MLP hidden width.
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// MLP hidden layers.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// LayerNorm in the transformer blocks.
+    #[arg(long)]
+    pub transformer_layer_norm: bool,
+    /// Seed of the split, the initialization and the batches.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: BackendKind,
+    /// Log and evaluate every this many steps.
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Write a checkpoint every this many steps (0: never).
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: u64,
+    /// Continue each arm from its checkpoint in `--out` (the flags must match the first run).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar (it is also off when stdout is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Output directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Zero-sum projection of the logit gradient (§4.1).
+    #[arg(long)]
+    pub zero_sum: bool,
+    /// Label smoothing.
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    /// Subtract the classifier's mean row after every step.
+    #[arg(long)]
+    pub mean_removal: bool,
+    /// Weight of the mu-loss `gamma ||W_G||^2`.
+    #[arg(long)]
+    pub mu_loss: Option<f64>,
+    /// Forward the classifier with `W - W_G` (§4.3).
+    #[arg(long)]
+    pub centered: bool,
+    /// Normalization before the classifier: none, centering, batch-norm or layer-norm.
+    #[arg(long, value_parser = parse_head_norm)]
+    pub head_norm: Option<HeadNorm>,
+    /// No bias in the classifier (App. A.1.3).
+    #[arg(long)]
+    pub no_classifier_bias: bool,
+    /// Internal: the arm's name (output subdirectory and legend), set by the parent process.
+    #[arg(long, hide = true)]
+    pub arm_label: Option<String>,
+}
+
+fn parse_head_norm(s: &str) -> Result<HeadNorm, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(HeadNorm::None),
+        "centering" => Ok(HeadNorm::Centering),
+        "batch-norm" | "batchnorm" => Ok(HeadNorm::BatchNorm),
+        "layer-norm" | "layernorm" => Ok(HeadNorm::LayerNorm),
+        other => Err(format!(
+            "unknown head norm {other:?}; expected none, centering, batch-norm or layer-norm"
+        )),
+    }
+}
+
+impl TrainArgs {
+    /// The configuration of the arm `precision` of `experiment`.
+    pub fn config(&self, experiment: &str, precision: Precision) -> TrainConfig {
+        let mut c = match self.preset {
+            Preset::Paper => TrainConfig::paper(),
+            Preset::Demo => TrainConfig::demo(),
+        };
+        c.experiment = experiment.into();
+        c.arm = self
+            .arm_label
+            .clone()
+            .unwrap_or_else(|| precision.to_string());
+        c.precision = precision;
+        c.backend = self.backend;
+        if let Some(kind) = self.model {
+            c.model.kind = kind;
+        }
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => {
+                $(if let Some(v) = self.$flag { $field = v; })*
+            };
+        }
+        set!(
+            p => c.p, op => c.op, steps => c.steps, batch => c.batch, lr => c.lr,
+            warmup => c.warmup, beta1 => c.beta1, beta2 => c.beta2, eps => c.eps,
+            width => c.model.width, depth => c.model.depth, seed => c.seed,
+            log_every => c.log_every, label_smoothing => c.mitigations.label_smoothing,
+            mu_loss => c.mitigations.mu_loss, head_norm => c.model.head_norm,
+        );
+        c.model.layer_norm |= self.transformer_layer_norm;
+        c.model.centered |= self.centered;
+        c.model.classifier_bias &= !self.no_classifier_bias;
+        c.mitigations.zero_sum |= self.zero_sum;
+        c.mitigations.post_step_mean_removal |= self.mean_removal;
+        c
+    }
+
+    /// How to run.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            quiet: self.quiet,
+            checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
+            resume: self.resume,
+            stop_after: None,
+        }
+    }
+
+    /// `--out`, or `runs/<experiment>`.
+    pub fn out_dir(&self, experiment: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(experiment))
+    }
+}
+
+/// The arguments of this process without `flag` and its value (`--flag v` or `--flag=v`), to
+/// re-run the binary for one arm in a child process.
+pub fn args_without(flag: &str) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    let prefix = format!("{flag}=");
+    for arg in std::env::args_os().skip(1) {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let text = arg.to_string_lossy();
+        if text == flag {
+            skip_next = true;
+        } else if !text.starts_with(&prefix) {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Runs this binary again with `args` plus `extra` and waits for it: each precision gets its
+/// own process (see [`crate::train::run`] on burn's per-process default dtype).
+pub fn run_child(
+    args: &[std::ffi::OsString],
+    extra: &[&str],
+) -> Result<(), crate::ExperimentError> {
+    let exe = std::env::current_exe().map_err(|e| {
+        crate::ExperimentError::InvalidConfig(format!("cannot find this binary to re-run: {e}"))
+    })?;
+    let status = std::process::Command::new(&exe)
+        .args(args)
+        .args(extra)
+        .status()
+        .map_err(|e| {
+            crate::ExperimentError::InvalidConfig(format!("cannot run {}: {e}", exe.display()))
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(crate::ExperimentError::InvalidConfig(format!(
+            "the child run {:?} failed ({status})",
+            extra
+        )))
+    }
+}
+
+/// The outputs of a finished run, read back from its directory.
+pub fn read_result(dir: &crate::RunDir) -> Result<crate::RunResult, crate::ExperimentError> {
+    let rows = crate::metrics::read_metrics(&dir.metrics())?;
+    let path = dir.summary();
+    let text = std::fs::read_to_string(&path).map_err(|e| crate::ExperimentError::Write {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let summary = serde_json::from_str(&text).map_err(|e| crate::ExperimentError::Write {
+        path,
+        reason: e.to_string(),
+    })?;
+    Ok(crate::RunResult { summary, rows })
+}
+
+/// One arm of a multi-arm experiment: its name and the flags that make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmSpec {
+    /// Output subdirectory and legend label.
+    pub label: String,
+    /// Flags added to the shared ones.
+    pub flags: Vec<String>,
+}
+
+impl ArmSpec {
+    /// An arm from its label and flags.
+    pub fn new(label: &str, flags: &[&str]) -> Self {
+        Self {
+            label: label.into(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
+/// Runs each arm in its own child process (this binary with the shared flags, the arm's flags,
+/// `--arm-label` and `--child`), then reads every arm's outputs from `out/<label>`.
+pub fn run_arms(
+    arms: &[ArmSpec],
+    out: &std::path::Path,
+) -> Result<Vec<crate::RunResult>, crate::ExperimentError> {
+    let args = args_without("--arms");
+    for arm in arms {
+        let mut extra: Vec<&str> = arm.flags.iter().map(String::as_str).collect();
+        extra.extend(["--arm-label", &arm.label, "--child"]);
+        run_child(&args, &extra)?;
+    }
+    arms.iter()
+        .map(|arm| read_result(&crate::RunDir::create(&out.join(&arm.label))?))
+        .collect()
+}
+
+/// The child side of [`run_arms`] and of per-precision runs: validates, trains the one arm, and
+/// draws its own figure into its directory.
+pub fn run_single_arm(
+    train: &TrainArgs,
+    experiment: &str,
+    precision: crate::Precision,
+) -> Result<crate::RunResult, crate::ExperimentError> {
+    let config = train.config(experiment, precision);
+    config.validate()?;
+    let dir = crate::RunDir::create(&train.out_dir(experiment).join(&config.arm))?;
+    let result = crate::run(&config, &dir, &train.options())?;
+    crate::plot::draw(
+        &dir.figure("figure.png"),
+        &format!("{experiment}: {} ({})", config.arm, config.backend),
+        &[crate::plot::Series {
+            label: &config.arm,
+            rows: &result.rows,
+            spikes: &result.summary.spikes,
+        }],
+        &crate::plot::mechanism_panels(),
+        3,
+    )?;
+    Ok(result)
+}
+
+/// The table every multi-arm binary prints.
+pub fn print_table(results: &[crate::RunResult]) {
+    println!(
+        "\n{:<16} {:>7} {:>8} {:>8} {:>11} {:>10} {:>8} {:>8} {:>8}",
+        "arm",
+        "spikes",
+        "first SC",
+        "max SC",
+        "max |mu_G|",
+        "final cos",
+        "train",
+        "test",
+        "steps/s"
+    );
+    for r in results {
+        let s = &r.summary;
+        println!(
+            "{:<16} {:>7} {:>8} {:>7.1}% {:>11.3e} {:>10.3} {:>7.1}% {:>7.1}% {:>8.1}",
+            s.arm,
+            s.n_spikes,
+            s.first_sc_step.map_or("-".into(), |v| v.to_string()),
+            100.0 * s.max_collapsed_fraction,
+            s.max_mu_g_norm,
+            s.final_cos_wg_mug,
+            100.0 * s.final_train_acc,
+            100.0 * s.final_test_acc,
+            s.steps_per_second
+        );
+    }
+}
+
+/// The process exit code of a binary's result, printing the error to stderr.
+pub fn exit_code(result: Result<(), crate::ExperimentError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

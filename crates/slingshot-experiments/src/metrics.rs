@@ -1,0 +1,167 @@
+//! One row of `metrics.csv` per logged step, and the `summary.json` contract.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ExperimentError;
+
+/// Everything measured at one logged step. Optional fields are empty in the CSV when the run
+/// does not measure them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    /// Optimizer steps taken (1 after the first step).
+    pub step: u64,
+    /// Training loss of this step's batch, before the step.
+    pub loss: f64,
+    /// Accuracy on the whole training split.
+    pub train_acc: f64,
+    /// Loss on the test split.
+    pub test_loss: f64,
+    /// Accuracy on the test split.
+    pub test_acc: f64,
+    /// Fraction of the batch's rows in softmax collapse.
+    pub collapsed_fraction: f64,
+    /// Fraction of the batch's rows with exactly zero loss.
+    pub zero_loss_fraction: f64,
+    /// Mean residual mass `sum_{k != y} p_k`.
+    pub mean_residual_mass: f64,
+    /// Smallest margin `z_y - max_{k != y} z_k`.
+    pub min_margin: f64,
+    /// Mean logit over the batch.
+    pub mean_logit: f64,
+    /// Largest logit.
+    pub max_logit: f64,
+    /// Mean correct-class logit (Fig. 1(c): it goes negative under NFI).
+    pub mean_correct_logit: f64,
+    /// `||W_G||`, the norm of the classifier's mean row.
+    pub w_g_norm: f64,
+    /// `||mu_G||`, the norm of the features' global mean.
+    pub mu_g_norm: f64,
+    /// `cos(W_G, mu_G)`.
+    pub cos_wg_mug: f64,
+    /// Frobenius norm of the classifier weight.
+    pub last_layer_norm: f64,
+    /// Adam's effective learning rate `lr / (sqrt(v_hat) + eps)` of the classifier weight:
+    /// median over entries.
+    pub eff_lr_median: Option<f64>,
+    /// Largest effective learning rate of the classifier weight.
+    pub eff_lr_max: Option<f64>,
+    /// Fraction of the classifier weight's entries within 10% of the ceiling `lr / eps`.
+    pub eff_lr_ceiling_fraction: Option<f64>,
+    /// Mean absolute update of the classifier weight in this step.
+    pub update_mean: Option<f64>,
+    /// This step's mean update over the previous step's.
+    pub update_ratio: Option<f64>,
+    /// Gradient norm over every parameter.
+    pub grad_norm: Option<f64>,
+    /// Seconds since the run started (resumed runs continue the count).
+    pub wall_seconds: f64,
+}
+
+/// Writes `metrics.csv`, flushing after every row so that a killed run loses nothing logged.
+pub struct MetricsWriter {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+}
+
+impl MetricsWriter {
+    /// Creates the file with `rows` already in it (the rows kept on resume).
+    pub fn create(path: &Path, rows: &[MetricsRow]) -> Result<Self, ExperimentError> {
+        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let mut writer = csv::Writer::from_path(path).map_err(|e| err(&e))?;
+        for row in rows {
+            writer.serialize(row).map_err(|e| err(&e))?;
+        }
+        writer.flush().map_err(|e| err(&e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    /// Appends one row.
+    pub fn write(&mut self, row: &MetricsRow) -> Result<(), ExperimentError> {
+        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        self.writer.serialize(row).map_err(|e| err(&e))?;
+        self.writer.flush().map_err(|e| err(&e))
+    }
+}
+
+/// Reads a `metrics.csv` back.
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, ExperimentError> {
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| err(&e))?;
+    reader
+        .deserialize()
+        .collect::<Result<Vec<MetricsRow>, _>>()
+        .map_err(|e| err(&e))
+}
+
+/// `summary.json`: a stable contract other tools read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The experiment (binary) name.
+    pub experiment: String,
+    /// The arm within the experiment (`f32`, `f64-loss`, ...).
+    pub arm: String,
+    /// `mlp` or `transformer`.
+    pub model: String,
+    /// `ndarray` or `cuda`.
+    pub backend: String,
+    /// `f32`, `f64` or `f64-loss`.
+    pub precision: String,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    /// Steps where a loss spike starts.
+    pub spikes: Vec<u64>,
+    /// `spikes.len()`.
+    pub n_spikes: usize,
+    /// First logged step with a collapsed fraction of at least 0.5.
+    pub first_sc_step: Option<u64>,
+    /// Largest collapsed fraction logged.
+    pub max_collapsed_fraction: f64,
+    /// Largest `||mu_G||` logged.
+    pub max_mu_g_norm: f64,
+    /// `cos(W_G, mu_G)` at the last logged step.
+    pub final_cos_wg_mug: f64,
+    /// Training accuracy at the last logged step.
+    pub final_train_acc: f64,
+    /// Test accuracy at the last logged step.
+    pub final_test_acc: f64,
+    /// Largest step-over-step ratio of the mean update logged (null when not probed).
+    pub max_update_ratio: Option<f64>,
+    /// Training time in seconds.
+    pub wall_seconds: f64,
+    /// `steps / wall_seconds`.
+    pub steps_per_second: f64,
+}
+
+impl Summary {
+    /// Writes `summary.json`, pretty-printed.
+    pub fn write(&self, path: &Path) -> Result<(), ExperimentError> {
+        write_json(path, self)
+    }
+}
+
+/// Writes any serializable value as pretty JSON.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExperimentError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(path, text + "\n").map_err(|e| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,259 @@
+//! PNG figures of logged runs, drawn with plotters: one panel per quantity, one line per arm,
+//! loss spikes marked.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::ExperimentError;
+use crate::metrics::MetricsRow;
+
+/// DejaVu Sans (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`), bundled so that the
+/// figures do not depend on the machine's fonts.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled file is a valid TrueType font; a failure here is a build defect.
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
+            panic!("the bundled DejaVu Sans font could not be registered");
+        }
+    });
+}
+
+/// One line of a figure: an arm's rows and its spike steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// Logged rows.
+    pub rows: &'a [MetricsRow],
+    /// Steps where loss spikes start (marked on the loss panel).
+    pub spikes: &'a [u64],
+}
+
+/// A quantity drawn in one panel.
+#[derive(Debug, Clone, Copy)]
+pub struct Panel {
+    /// Panel title.
+    pub title: &'static str,
+    /// The value of a row (non-finite and, on a log axis, non-positive values are skipped).
+    pub value: fn(&MetricsRow) -> Option<f64>,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+    /// Mark the series' spikes on this panel.
+    pub mark_spikes: bool,
+    /// A fixed y range instead of the data's.
+    pub y_range: Option<(f64, f64)>,
+}
+
+/// The panels of Fig. 1 and Fig. 2(c): loss with spikes, collapsed fraction, `||mu_G||`,
+/// `cos(W_G, mu_G)`, mean correct-class logit, test accuracy.
+pub fn mechanism_panels() -> Vec<Panel> {
+    vec![
+        Panel {
+            title: "training loss (spikes marked)",
+            value: |r| Some(r.loss),
+            log_y: true,
+            mark_spikes: true,
+            y_range: None,
+        },
+        Panel {
+            title: "softmax-collapsed fraction",
+            value: |r| Some(r.collapsed_fraction),
+            log_y: false,
+            mark_spikes: false,
+            y_range: None,
+        },
+        Panel {
+            title: "||mu_G|| (feature mean)",
+            value: |r| Some(r.mu_g_norm),
+            log_y: true,
+            mark_spikes: false,
+            y_range: None,
+        },
+        Panel {
+            title: "cos(W_G, mu_G)",
+            value: |r| Some(r.cos_wg_mug),
+            log_y: false,
+            mark_spikes: false,
+            y_range: None,
+        },
+        Panel {
+            title: "mean correct-class logit",
+            value: |r| Some(r.mean_correct_logit),
+            log_y: false,
+            mark_spikes: false,
+            y_range: None,
+        },
+        Panel {
+            title: "accuracy (train dashed, test solid)",
+            value: |r| Some(r.test_acc),
+            log_y: false,
+            mark_spikes: true,
+            y_range: Some((0.0, 1.0)),
+        },
+    ]
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws `panels` in a grid of `columns`, one line per series, into the PNG `path`.
+pub fn draw(
+    path: &Path,
+    title: &str,
+    series: &[Series<'_>],
+    panels: &[Panel],
+    columns: usize,
+) -> Result<(), ExperimentError> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let rows_of_panels = panels.len().div_ceil(columns.max(1));
+    let (width, height) = (520 * columns as u32, 360 * rows_of_panels as u32 + 40);
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 24))
+        .map_err(|e| err(&e))?;
+    let areas = root.split_evenly((rows_of_panels, columns.max(1)));
+    for (panel, area) in panels.iter().zip(areas.iter()) {
+        draw_panel(area, panel, series).map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn draw_panel(
+    area: &Area<'_>,
+    panel: &Panel,
+    series: &[Series<'_>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let usable = |v: f64| v.is_finite() && (!panel.log_y || v > 0.0);
+    let points: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.rows
+                .iter()
+                .filter_map(|r| (panel.value)(r).map(|v| (r.step as f64, v)))
+                .filter(|&(_, v)| usable(v))
+                .collect()
+        })
+        .collect();
+    let all = points.iter().flatten();
+    let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
+    let (mut y_min, mut y_max) = all
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    if !y_min.is_finite() {
+        (y_min, y_max) = if panel.log_y { (1e-8, 1.0) } else { (0.0, 1.0) };
+    }
+    if y_max <= y_min {
+        y_max = if panel.log_y {
+            y_min * 10.0
+        } else {
+            y_min + 1.0
+        };
+    }
+    if let Some(range) = panel.y_range {
+        (y_min, y_max) = range;
+    }
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(64);
+    if panel.log_y {
+        let mut chart =
+            builder.build_cartesian_2d(0f64..x_max, (y_min * 0.8..y_max * 1.25).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()?;
+        draw_lines(
+            &mut chart,
+            panel,
+            series,
+            &points,
+            (y_min * 0.8, y_max * 1.25),
+        )?;
+    } else {
+        let pad = 0.05 * (y_max - y_min);
+        let mut chart = builder.build_cartesian_2d(0f64..x_max, y_min - pad..y_max + pad)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        draw_lines(
+            &mut chart,
+            panel,
+            series,
+            &points,
+            (y_min - pad, y_max + pad),
+        )?;
+    }
+    Ok(())
+}
+
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    panel: &Panel,
+    series: &[Series<'_>],
+    points: &[Vec<(f64, f64)>],
+    (y_lo, y_hi): (f64, f64),
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (s, pts)) in series.iter().zip(points).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        if panel.mark_spikes {
+            for &step in s.spikes {
+                chart.draw_series(LineSeries::new(
+                    [(step as f64, y_lo), (step as f64, y_hi)],
+                    color.mix(0.35),
+                ))?;
+            }
+        }
+        // The accuracy panel also shows the training accuracy, dashed.
+        if panel.title.starts_with("accuracy") {
+            let train: Vec<(f64, f64)> = s
+                .rows
+                .iter()
+                .map(|r| (r.step as f64, r.train_acc))
+                .collect();
+            chart.draw_series(DashedLineSeries::new(train, 6, 4, color.into()))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}

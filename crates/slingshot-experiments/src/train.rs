@@ -1,0 +1,443 @@
+//! The training loop: Adam (probed) on the modular task, with the loss, diagnostics, spike
+//! detection, outputs, progress bar and checkpoints.
+
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
+use burn_ndarray::NdArray;
+use slingshot_loss::{
+    CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossPrecision,
+};
+use slingshot_nn::{NfiDiagnostics, mu_loss, remove_class_mean};
+use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector};
+
+use crate::ExperimentError;
+use crate::batches::TaskTensors;
+use crate::checkpoint::{self, CheckpointState};
+use crate::config::{BackendKind, Precision, TrainConfig};
+use crate::data::ModularTask;
+use crate::metrics::{MetricsRow, MetricsWriter, Summary, read_metrics, write_json};
+use crate::model::{Inputs, Model};
+use crate::output::{RunDir, progress_bar};
+
+/// Touches every float parameter, which makes burn draw the lazily initialized ones.
+struct Materialize;
+
+impl<B: Backend> ModuleVisitor<B> for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Serializes seeding and initialization across threads.
+static INIT_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How to run (not part of the numbers, so not in the config).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// No progress bar.
+    pub quiet: bool,
+    /// Write a checkpoint every this many steps.
+    pub checkpoint_every: Option<u64>,
+    /// Continue from the checkpoint in the output directory.
+    pub resume: bool,
+    /// Stop (as if killed) after this many steps, leaving the last checkpoint: for tests of
+    /// `--resume`.
+    pub stop_after: Option<u64>,
+}
+
+/// What a finished run returns.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// `summary.json`'s contents.
+    pub summary: Summary,
+    /// Every logged row.
+    pub rows: Vec<MetricsRow>,
+}
+
+/// Validates `config`, then trains on the backend and precision it names, writing
+/// `config.json`, `metrics.csv` and `summary.json` into `dir`.
+pub fn run(
+    config: &TrainConfig,
+    dir: &RunDir,
+    options: &RunOptions,
+) -> Result<RunResult, ExperimentError> {
+    config.validate()?;
+    match (config.backend, config.precision) {
+        (BackendKind::Ndarray, Precision::F32 | Precision::F64Loss) => {
+            train::<Autodiff<NdArray<f32>>>(config, dir, options, &Default::default())
+        }
+        (BackendKind::Ndarray, Precision::F64) => {
+            train::<Autodiff<NdArray<f64>>>(config, dir, options, &Default::default())
+        }
+        #[cfg(feature = "cuda")]
+        (BackendKind::Cuda, Precision::F32 | Precision::F64Loss) => {
+            train::<Autodiff<burn_cuda::Cuda<f32, i32>>>(config, dir, options, &Default::default())
+        }
+        #[cfg(feature = "cuda")]
+        (BackendKind::Cuda, Precision::F64) => {
+            train::<Autodiff<burn_cuda::Cuda<f64, i32>>>(config, dir, options, &Default::default())
+        }
+        #[cfg(not(feature = "cuda"))]
+        (BackendKind::Cuda, _) => unreachable!("validate() refuses cuda without the feature"),
+    }
+}
+
+/// Adam's learning rate at 0-based `step`: linear warm-up over `warmup` steps.
+pub fn learning_rate(config: &TrainConfig, step: u64) -> f64 {
+    if config.warmup == 0 {
+        config.lr
+    } else {
+        config.lr * ((step + 1) as f64 / config.warmup as f64).min(1.0)
+    }
+}
+
+/// The losses of a run: with statistics for logged steps, without otherwise, and for
+/// evaluation on the inner backend.
+struct Losses<B: AutodiffBackend> {
+    stats: CollapseAwareCrossEntropy<B>,
+    plain: CollapseAwareCrossEntropy<B>,
+    eval: CollapseAwareCrossEntropy<B::InnerBackend>,
+}
+
+impl<B: AutodiffBackend> Losses<B> {
+    fn new(config: &TrainConfig, device: &B::Device) -> Result<Self, ExperimentError> {
+        let precision = match config.precision {
+            Precision::F64Loss => LossPrecision::F64,
+            Precision::F32 | Precision::F64 => LossPrecision::Native,
+        };
+        // The harness builds its own labels, so the per-step input check is skipped.
+        let base = CollapseAwareCrossEntropyConfig::new()
+            .with_precision(precision)
+            .with_zero_sum_projection(config.mitigations.zero_sum)
+            .with_label_smoothing(config.mitigations.label_smoothing)
+            .with_check_inputs(false);
+        Ok(Self {
+            stats: base.clone().with_stats(true).try_init(device)?,
+            plain: base.clone().with_stats(false).try_init(device)?,
+            eval: base
+                .with_stats(false)
+                .with_zero_sum_projection(false)
+                .try_init(device)?,
+        })
+    }
+}
+
+fn train<B>(
+    config: &TrainConfig,
+    dir: &RunDir,
+    options: &RunOptions,
+    device: &B::Device,
+) -> Result<RunResult, ExperimentError>
+where
+    B: AutodiffBackend + CollapseLossBackend,
+    B::InnerBackend: CollapseLossBackend,
+{
+    claim_float_dtype::<B::InnerBackend>(device)?;
+    let task = ModularTask::try_new(config.p, config.op, config.train_fraction, config.seed)?;
+    let mut model: Model<B> = {
+        // burn's generator is global: hold it from seeding to the last parameter drawn, so
+        // that runs on other threads cannot interleave their draws with ours.
+        let _guard = INIT_RNG
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        B::seed(device, config.seed);
+        let model = config.model.init(task.vocab(), task.classes(), device);
+        // burn draws parameters lazily, at first use: draw them all now, under the lock.
+        model.visit(&mut Materialize);
+        model
+    };
+    let mut optim: ProbedAdam<Model<B>, B> = ProbedAdamConfig::new()
+        .with_beta_1(config.beta1 as f32)
+        .with_beta_2(config.beta2 as f32)
+        .with_epsilon(config.eps as f32)
+        .try_init()?;
+    let losses = Losses::<B>::new(config, device)?;
+    let data = TaskTensors::<B>::new(&task, config.model.kind, device);
+    let mut detector = SpikeDetector::try_new(config.spikes)?;
+
+    let mut rows: Vec<MetricsRow> = Vec::new();
+    let mut start = 0;
+    let mut wall_before = 0.0;
+    if options.resume {
+        let (checkpoint_dir, state) = checkpoint::read_state(&dir.checkpoint())?;
+        if &state.config != config {
+            return Err(ExperimentError::Resume {
+                path: checkpoint_dir,
+                reason: "the checkpoint was written with another configuration (see its state.json); resume with the same flags".into(),
+            });
+        }
+        (model, optim) = checkpoint::load(&checkpoint_dir, model, optim, device)?;
+        rows = read_metrics(&dir.metrics())?;
+        if rows.len() < state.metrics_rows {
+            return Err(ExperimentError::Resume {
+                path: dir.metrics(),
+                reason: format!(
+                    "has {} rows, the checkpoint expects {}",
+                    rows.len(),
+                    state.metrics_rows
+                ),
+            });
+        }
+        // Rows logged after the checkpoint are logged again.
+        rows.truncate(state.metrics_rows);
+        for row in &rows {
+            detector.observe_loss(row.step, row.loss);
+        }
+        start = state.step;
+        wall_before = state.wall_seconds;
+    }
+    write_json(&dir.config(), config)?;
+    let mut writer = MetricsWriter::create(&dir.metrics(), &rows)?;
+
+    let bar = progress_bar(config.steps, options.quiet, &config.arm);
+    bar.set_position(start);
+    let clock = Instant::now();
+    let end = options
+        .stop_after
+        .map_or(config.steps, |s| s.min(config.steps));
+    for step in start..end {
+        let taken = step + 1;
+        let log = taken.is_multiple_of(config.log_every) || taken == config.steps;
+        let (inputs, labels) = data.batch(config.batch, config.seed, step);
+        let out = model.forward(inputs);
+        let loss_fn = if log { &losses.stats } else { &losses.plain };
+        let ce = loss_fn.try_forward(out.logits.clone(), labels.clone())?;
+        let mut loss = ce.loss.clone();
+        if config.mitigations.mu_loss > 0.0 {
+            loss = loss + mu_loss(model.classifier(), config.mitigations.mu_loss);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // The logged diagnostics describe the batch the step was computed on.
+        let before = log.then(|| PreStep {
+            loss: ce.loss.inner(),
+            collapse: ce.stats.expect("stats are on for logged steps").summary(),
+            features: out.features.inner(),
+            logits: out.logits.inner(),
+            labels: labels.inner(),
+            weight: model.classifier().weight.val().inner(),
+            bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
+        });
+        model = optim.try_step(learning_rate(config, step), model, grads)?;
+        if config.mitigations.post_step_mean_removal {
+            model.head.head.linear = remove_class_mean(model.head.head.linear);
+        }
+        if let Some(before) = before {
+            let wall = wall_before + clock.elapsed().as_secs_f64();
+            let row = measure(taken, before, &model, &mut optim, &data, &losses, wall)?;
+            detector.observe_loss(taken, row.loss);
+            bar.set_message(format!(
+                "loss {:.3e}  collapsed {:.1}%  |mu_G| {:.2e}",
+                row.loss,
+                100.0 * row.collapsed_fraction,
+                row.mu_g_norm
+            ));
+            writer.write(&row)?;
+            rows.push(row);
+        }
+        bar.inc(1);
+        if let Some(every) = options.checkpoint_every
+            && (taken.is_multiple_of(every) || taken == config.steps)
+        {
+            let state = CheckpointState {
+                step: taken,
+                metrics_rows: rows.len(),
+                wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
+                config: config.clone(),
+            };
+            checkpoint::save(&dir.checkpoint(), &model, &optim, &state)?;
+        }
+    }
+    bar.finish_and_clear();
+    let wall = wall_before + clock.elapsed().as_secs_f64();
+    let steps_done = end;
+    let summary = summarize(config, &rows, &detector, steps_done, wall);
+    if end == config.steps {
+        summary.write(&dir.summary())?;
+    }
+    Ok(RunResult { summary, rows })
+}
+
+/// burn 0.21 fixes one default float dtype per device and process, at the first tensor made
+/// there, and layers create their parameters in it: after an f32 run, an "f64" model on the
+/// same device would silently be f32. Claim the dtype, and refuse if another run already
+/// claimed a different one (the binaries run each precision in its own process).
+fn claim_float_dtype<B: Backend>(device: &B::Device) -> Result<(), ExperimentError> {
+    let want = <B::FloatElem as burn::tensor::Element>::dtype();
+    let int = <B::IntElem as burn::tensor::Element>::dtype();
+    // Fails harmlessly when the device is already initialized; the check below decides.
+    let _ = burn::tensor::set_default_dtypes::<B>(device, want, int);
+    let have: DType = burn::tensor::get_device_settings::<B>(device)
+        .float_dtype
+        .into();
+    if have == want {
+        Ok(())
+    } else {
+        Err(ExperimentError::InvalidConfig(format!(
+            "this process already made {have:?} tensors on this device, and burn 0.21 keeps one default float dtype per device and process: run the {want:?} arm in a separate process"
+        )))
+    }
+}
+
+/// What a logged step's measurements need from before the optimizer step.
+struct PreStep<B: Backend> {
+    loss: Tensor<B, 1>,
+    collapse: slingshot_loss::CollapseSummary,
+    features: Tensor<B, 2>,
+    logits: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+}
+
+/// Reads one step's measurements back: the batch's loss, collapse statistics and NFI
+/// diagnostics (before the step), Adam's probe (of the step), and accuracies (after it).
+fn measure<B>(
+    step: u64,
+    before: PreStep<B::InnerBackend>,
+    model: &Model<B>,
+    optim: &mut ProbedAdam<Model<B>, B>,
+    data: &TaskTensors<B>,
+    losses: &Losses<B>,
+    wall_seconds: f64,
+) -> Result<MetricsRow, ExperimentError>
+where
+    B: AutodiffBackend + CollapseLossBackend,
+    B::InnerBackend: CollapseLossBackend,
+{
+    let [n, _] = before.logits.dims();
+    let correct = before
+        .logits
+        .clone()
+        .gather(1, before.labels.clone().reshape([n, 1]))
+        .mean();
+    let collapse = before.collapse;
+    let nfi = NfiDiagnostics::try_new(before.weight, before.bias, before.features, before.labels)?
+        .summary();
+    let scalars = Transaction::default()
+        .register(before.loss)
+        .register(correct)
+        .execute();
+    let scalar = |i: usize| scalars[i].iter::<f64>().next().unwrap_or(f64::NAN);
+
+    let eval = model.valid();
+    let (_, train_acc) = evaluate(&eval, &data_inner(data, true), &losses.eval)?;
+    let (test_loss, test_acc) = evaluate(&eval, &data_inner(data, false), &losses.eval)?;
+
+    let weight_id = model.classifier().weight.id;
+    let report = optim.take_probe().map(|p| p.read());
+    let classifier = report.as_ref().and_then(|r| r.param(weight_id).cloned());
+    Ok(MetricsRow {
+        step,
+        loss: scalar(0),
+        train_acc,
+        test_loss,
+        test_acc,
+        collapsed_fraction: collapse.collapsed_fraction,
+        zero_loss_fraction: collapse.zero_loss_fraction,
+        mean_residual_mass: collapse.mean_residual_mass,
+        min_margin: collapse.min_margin,
+        mean_logit: nfi.mean_logit,
+        max_logit: nfi.max_logit,
+        mean_correct_logit: scalar(1),
+        w_g_norm: nfi.w_g_norm,
+        mu_g_norm: nfi.mu_g_norm,
+        cos_wg_mug: nfi.cos_wg_mug,
+        last_layer_norm: nfi.weight_norm,
+        eff_lr_median: classifier.as_ref().map(|c| c.effective_lr.median),
+        eff_lr_max: classifier.as_ref().map(|c| c.effective_lr.max),
+        eff_lr_ceiling_fraction: classifier
+            .as_ref()
+            .map(|c| c.effective_lr.near_ceiling_fraction),
+        update_mean: classifier.as_ref().map(|c| c.update.mean),
+        update_ratio: report.as_ref().and_then(|r| r.model.max_update_ratio),
+        grad_norm: report.as_ref().map(|r| r.model.grad_norm),
+        wall_seconds,
+    })
+}
+
+/// A split on the inner backend.
+fn data_inner<B: AutodiffBackend>(
+    data: &TaskTensors<B>,
+    train: bool,
+) -> (Inputs<B::InnerBackend>, Tensor<B::InnerBackend, 1, Int>) {
+    let split = if train { &data.train } else { &data.test };
+    let inputs = match &split.inputs {
+        Inputs::OneHot(x) => Inputs::OneHot(x.clone().inner()),
+        Inputs::Tokens(t) => Inputs::Tokens(t.clone().inner()),
+    };
+    (inputs, split.labels.clone().inner())
+}
+
+/// Loss and accuracy of `model` on one split, read back together.
+fn evaluate<B: Backend + CollapseLossBackend>(
+    model: &Model<B>,
+    (inputs, labels): &(Inputs<B>, Tensor<B, 1, Int>),
+    loss: &CollapseAwareCrossEntropy<B>,
+) -> Result<(f64, f64), ExperimentError> {
+    let logits = model.forward(inputs.clone()).logits;
+    let [n, _] = logits.dims();
+    let correct = logits
+        .clone()
+        .argmax(1)
+        .reshape([n])
+        .equal(labels.clone())
+        .int()
+        .sum();
+    let value = loss.try_forward(logits, labels.clone())?.loss;
+    let data = Transaction::default()
+        .register(value)
+        .register(correct)
+        .execute();
+    let value = data[0].iter::<f64>().next().unwrap_or(f64::NAN);
+    let correct: i64 = data[1].iter::<i64>().next().unwrap_or(0).elem();
+    Ok((value, correct as f64 / n as f64))
+}
+
+/// `summary.json` from the logged rows.
+pub fn summarize(
+    config: &TrainConfig,
+    rows: &[MetricsRow],
+    detector: &SpikeDetector,
+    steps: u64,
+    wall_seconds: f64,
+) -> Summary {
+    let spikes = detector.loss_spike_steps();
+    let last = rows.last();
+    let max = |f: fn(&MetricsRow) -> f64| rows.iter().map(f).fold(0.0, f64::max);
+    let update_ratios: Vec<f64> = rows.iter().filter_map(|r| r.update_ratio).collect();
+    Summary {
+        experiment: config.experiment.clone(),
+        arm: config.arm.clone(),
+        model: match config.model.kind {
+            crate::model::ModelKind::Mlp => "mlp".into(),
+            crate::model::ModelKind::Transformer => "transformer".into(),
+        },
+        backend: config.backend.to_string(),
+        precision: config.precision.to_string(),
+        steps,
+        n_spikes: spikes.len(),
+        spikes,
+        first_sc_step: rows
+            .iter()
+            .find(|r| r.collapsed_fraction >= 0.5)
+            .map(|r| r.step),
+        max_collapsed_fraction: max(|r| r.collapsed_fraction),
+        max_mu_g_norm: max(|r| r.mu_g_norm),
+        final_cos_wg_mug: last.map_or(f64::NAN, |r| r.cos_wg_mug),
+        final_train_acc: last.map_or(f64::NAN, |r| r.train_acc),
+        final_test_acc: last.map_or(f64::NAN, |r| r.test_acc),
+        max_update_ratio: (!update_ratios.is_empty())
+            .then(|| update_ratios.iter().copied().fold(0.0, f64::max)),
+        wall_seconds,
+        steps_per_second: if wall_seconds > 0.0 {
+            steps as f64 / wall_seconds
+        } else {
+            0.0
+        },
+    }
+}
