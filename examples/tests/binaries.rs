@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slingshot-bin-{}-{name}", std::process::id()));
+    // Inside target/, so that runs do not accumulate in the system temp directory.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("slingshot-bin-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -21,7 +21,8 @@ fn tiny(precision: Precision) -> TrainConfig {
 
 #[test]
 fn the_f64_arm_trains_in_f64_and_a_second_dtype_is_refused() {
-    let root = std::env::temp_dir().join(format!("slingshot-f64-{}", std::process::id()));
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("slingshot-f64-{}", std::process::id()));
     let options = RunOptions {
         quiet: true,
         ..RunOptions::default()

@@ -43,7 +43,9 @@ fn numbers(rows: &[MetricsRow]) -> Vec<MetricsRow> {
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("slingshot-harness-{}-{name}", std::process::id()));
+    // Inside target/, so that runs do not accumulate in the system temp directory.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("slingshot-harness-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
