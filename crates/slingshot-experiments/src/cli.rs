@@ -108,6 +108,26 @@ pub struct TrainArgs {
     /// No bias in the classifier (App. A.1.3).
     #[arg(long)]
     pub no_classifier_bias: bool,
+    /// Clamp each row's logits to at least `max - MARGIN` (App. A.1.4 uses 100).
+    #[arg(long, value_name = "MARGIN")]
+    pub logit_clamp: Option<f64>,
+    /// Switch from Adam to gradient descent at this learning rate once the loss is at most
+    /// `--switch-when-loss-at-most` (§4.2 uses 1e5).
+    #[arg(long, value_name = "LR")]
+    pub switch_to_gd: Option<f64>,
+    /// The training loss at or below which `--switch-to-gd` switches (checked on logged
+    /// steps; 0 means exactly zero, as in the paper).
+    #[arg(
+        long,
+        value_name = "LOSS",
+        default_value_t = 0.0,
+        requires = "switch_to_gd"
+    )]
+    pub switch_when_loss_at_most: f64,
+    /// Estimate the largest Hessian eigenvalue every this many steps (a multiple of
+    /// `--log-every`; Fig. 5).
+    #[arg(long, value_name = "STEPS")]
+    pub sharpness_every: Option<u64>,
     /// Internal: the arm's name (output subdirectory and legend), set by the parent process.
     #[arg(long, hide = true)]
     pub arm_label: Option<String>,
@@ -159,6 +179,18 @@ impl TrainArgs {
         c.model.classifier_bias &= !self.no_classifier_bias;
         c.mitigations.zero_sum |= self.zero_sum;
         c.mitigations.post_step_mean_removal |= self.mean_removal;
+        if self.logit_clamp.is_some() {
+            c.mitigations.logit_clamp = self.logit_clamp;
+        }
+        if let Some(lr) = self.switch_to_gd {
+            c.mitigations.switch_to_gd = Some(crate::config::GdSwitch {
+                lr,
+                loss_at_most: self.switch_when_loss_at_most,
+            });
+        }
+        if self.sharpness_every.is_some() {
+            c.sharpness_every = self.sharpness_every;
+        }
         c
     }
 
@@ -169,6 +201,7 @@ impl TrainArgs {
             checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
             resume: self.resume,
             stop_after: None,
+            record_updates: None,
         }
     }
 
@@ -301,6 +334,48 @@ pub fn run_single_arm(
         3,
     )?;
     Ok(result)
+}
+
+/// Validates every arm's configuration, creates `--out`, then runs each precision in its own
+/// child process (this binary with `--arms <precision>`). Returns the configurations, the
+/// output root and the results, in the order of `arms`.
+pub fn run_precision_arms(
+    train: &TrainArgs,
+    experiment: &str,
+    arms: &[crate::Precision],
+) -> Result<
+    (
+        Vec<crate::TrainConfig>,
+        crate::RunDir,
+        Vec<crate::RunResult>,
+    ),
+    crate::ExperimentError,
+> {
+    // Every flag and the output directory are checked before the first step.
+    let configs: Vec<_> = arms.iter().map(|&a| train.config(experiment, a)).collect();
+    for c in &configs {
+        c.validate()?;
+    }
+    let out = train.out_dir(experiment);
+    let root = crate::RunDir::create(&out)?;
+    let specs: Vec<ArmSpec> = configs
+        .iter()
+        .map(|c| ArmSpec::new(&c.arm, &["--arms", &c.arm]))
+        .collect();
+    let results = run_arms(&specs, &out)?;
+    Ok((configs, root, results))
+}
+
+/// One figure line per result, labelled with its arm.
+pub fn series(results: &[crate::RunResult]) -> Vec<crate::plot::Series<'_>> {
+    results
+        .iter()
+        .map(|r| crate::plot::Series {
+            label: &r.summary.arm,
+            rows: &r.rows,
+            spikes: &r.summary.spikes,
+        })
+        .collect()
 }
 
 /// The table every multi-arm binary prints.

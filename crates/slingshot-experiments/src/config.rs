@@ -103,6 +103,24 @@ pub struct Mitigations {
     pub post_step_mean_removal: bool,
     /// Weight of the mu-loss `gamma ||W_G||^2`.
     pub mu_loss: f64,
+    /// Clamp each row's logits to at least `max - margin` (App. A.1.4 uses 100), so that no
+    /// probability underflows.
+    #[serde(default)]
+    pub logit_clamp: Option<f64>,
+    /// Switch from Adam to plain gradient descent once the loss is small enough (§4.2).
+    #[serde(default)]
+    pub switch_to_gd: Option<GdSwitch>,
+}
+
+/// §4.2's switch from Adam to gradient descent at a huge learning rate, emulating Adam's
+/// effective-LR ceiling `lr / eps`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GdSwitch {
+    /// Gradient descent's learning rate (the paper: 1e5).
+    pub lr: f64,
+    /// Switch after the first logged step whose training loss is at most this (the paper: 0,
+    /// i.e. exactly zero). Checked on logged steps only, where the loss is read anyway.
+    pub loss_at_most: f64,
 }
 
 /// Everything that determines a run's numbers. Two runs with equal configs give identical
@@ -147,6 +165,10 @@ pub struct TrainConfig {
     pub mitigations: Mitigations,
     /// Loss-spike detection.
     pub spikes: SpikeDetectorConfig,
+    /// Estimate the largest Hessian eigenvalue of the training loss every this many steps
+    /// (a multiple of `log_every`; Fig. 5).
+    #[serde(default)]
+    pub sharpness_every: Option<u64>,
 }
 
 impl TrainConfig {
@@ -173,6 +195,7 @@ impl TrainConfig {
             log_every: 100,
             mitigations: Mitigations::default(),
             spikes: SpikeDetectorConfig::default(),
+            sharpness_every: None,
         }
     }
 
@@ -225,6 +248,41 @@ impl TrainConfig {
             return bad(format!(
                 "mu-loss weight {}: must be finite and >= 0",
                 m.mu_loss
+            ));
+        }
+        if let Some(margin) = m.logit_clamp
+            && !(margin.is_finite() && margin > 0.0)
+        {
+            return bad(format!(
+                "logit clamp margin {margin}: must be finite and > 0"
+            ));
+        }
+        if let Some(gd) = m.switch_to_gd {
+            if !(gd.lr.is_finite() && gd.lr > 0.0) {
+                return bad(format!(
+                    "gradient-descent learning rate {}: must be finite and > 0",
+                    gd.lr
+                ));
+            }
+            if !(gd.loss_at_most.is_finite() && gd.loss_at_most >= 0.0) {
+                return bad(format!(
+                    "switch loss {}: must be finite and >= 0",
+                    gd.loss_at_most
+                ));
+            }
+        }
+        if self.sharpness_every.is_some()
+            && self.model.head_norm == slingshot_nn::HeadNorm::BatchNorm
+        {
+            // The finite-difference passes would move BatchNorm's running statistics.
+            return bad("sharpness measurement does not support a BatchNorm head".into());
+        }
+        if let Some(every) = self.sharpness_every
+            && (every == 0 || !every.is_multiple_of(self.log_every))
+        {
+            return bad(format!(
+                "sharpness-every {every}: must be a positive multiple of log-every ({})",
+                self.log_every
             ));
         }
         if self.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {

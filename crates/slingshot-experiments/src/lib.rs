@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod plot;
+pub mod sharpness;
 pub mod train;
 
 pub use config::{BackendKind, BatchSize, Mitigations, Precision, TrainConfig};

@@ -56,6 +56,12 @@ pub struct MetricsRow {
     pub update_ratio: Option<f64>,
     /// Gradient norm over every parameter.
     pub grad_norm: Option<f64>,
+    /// Gradient norm of the classifier weight.
+    #[serde(default)]
+    pub classifier_grad_norm: Option<f64>,
+    /// Largest Hessian eigenvalue of the training loss, where measured (Fig. 5).
+    #[serde(default)]
+    pub sharpness: Option<f64>,
     /// Seconds since the run started (resumed runs continue the count).
     pub wall_seconds: f64,
 }
@@ -130,21 +136,35 @@ pub struct Summary {
     /// First logged step with a collapsed fraction of at least 0.5.
     pub first_sc_step: Option<u64>,
     /// Largest collapsed fraction logged.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_collapsed_fraction: f64,
     /// Largest `||mu_G||` logged.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_mu_g_norm: f64,
     /// `cos(W_G, mu_G)` at the last logged step.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub final_cos_wg_mug: f64,
     /// Training accuracy at the last logged step.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub final_train_acc: f64,
     /// Test accuracy at the last logged step.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub final_test_acc: f64,
     /// Largest step-over-step ratio of the mean update logged (null when not probed).
     pub max_update_ratio: Option<f64>,
     /// Training time in seconds.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub wall_seconds: f64,
     /// `steps / wall_seconds`.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub steps_per_second: f64,
+    /// The logged step after which the run switched to gradient descent (§4.2), or null.
+    #[serde(default)]
+    pub switched_to_gd_at: Option<u64>,
+    /// The logged step whose loss or classifier weight was not finite, where the run stopped,
+    /// or null.
+    #[serde(default)]
+    pub diverged_at: Option<u64>,
 }
 
 impl Summary {
@@ -152,6 +172,12 @@ impl Summary {
     pub fn write(&self, path: &Path) -> Result<(), ExperimentError> {
         write_json(path, self)
     }
+}
+
+/// JSON has no NaN: serde_json writes it as `null` (a diverged run's final cosine, say), so
+/// read `null` back as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Writes any serializable value as pretty JSON.

@@ -49,51 +49,63 @@ pub struct Panel {
     pub y_range: Option<(f64, f64)>,
 }
 
+impl Panel {
+    /// A panel with a linear y axis.
+    pub fn linear(title: &'static str, value: fn(&MetricsRow) -> Option<f64>) -> Self {
+        Self {
+            title,
+            value,
+            log_y: false,
+            mark_spikes: false,
+            y_range: None,
+        }
+    }
+
+    /// A panel with a logarithmic y axis.
+    pub fn log(title: &'static str, value: fn(&MetricsRow) -> Option<f64>) -> Self {
+        Self {
+            log_y: true,
+            ..Self::linear(title, value)
+        }
+    }
+
+    /// The same panel with the series' spikes marked.
+    pub fn with_spikes(self) -> Self {
+        Self {
+            mark_spikes: true,
+            ..self
+        }
+    }
+
+    /// The training loss on a log axis, spikes marked.
+    pub fn loss() -> Self {
+        Self::log("training loss (spikes marked)", |r| Some(r.loss)).with_spikes()
+    }
+
+    /// The softmax-collapsed fraction.
+    pub fn collapsed_fraction() -> Self {
+        Self::linear("softmax-collapsed fraction", |r| Some(r.collapsed_fraction))
+    }
+
+    /// `||mu_G||` on a log axis.
+    pub fn mu_g_norm() -> Self {
+        Self::log("||mu_G|| (feature mean)", |r| Some(r.mu_g_norm))
+    }
+}
+
 /// The panels of Fig. 1 and Fig. 2(c): loss with spikes, collapsed fraction, `||mu_G||`,
 /// `cos(W_G, mu_G)`, mean correct-class logit, test accuracy.
 pub fn mechanism_panels() -> Vec<Panel> {
     vec![
+        Panel::loss(),
+        Panel::collapsed_fraction(),
+        Panel::mu_g_norm(),
+        Panel::linear("cos(W_G, mu_G)", |r| Some(r.cos_wg_mug)),
+        Panel::linear("mean correct-class logit", |r| Some(r.mean_correct_logit)),
         Panel {
-            title: "training loss (spikes marked)",
-            value: |r| Some(r.loss),
-            log_y: true,
-            mark_spikes: true,
-            y_range: None,
-        },
-        Panel {
-            title: "softmax-collapsed fraction",
-            value: |r| Some(r.collapsed_fraction),
-            log_y: false,
-            mark_spikes: false,
-            y_range: None,
-        },
-        Panel {
-            title: "||mu_G|| (feature mean)",
-            value: |r| Some(r.mu_g_norm),
-            log_y: true,
-            mark_spikes: false,
-            y_range: None,
-        },
-        Panel {
-            title: "cos(W_G, mu_G)",
-            value: |r| Some(r.cos_wg_mug),
-            log_y: false,
-            mark_spikes: false,
-            y_range: None,
-        },
-        Panel {
-            title: "mean correct-class logit",
-            value: |r| Some(r.mean_correct_logit),
-            log_y: false,
-            mark_spikes: false,
-            y_range: None,
-        },
-        Panel {
-            title: "accuracy (train dashed, test solid)",
-            value: |r| Some(r.test_acc),
-            log_y: false,
-            mark_spikes: true,
             y_range: Some((0.0, 1.0)),
+            ..Panel::linear("accuracy (train dashed, test solid)", |r| Some(r.test_acc))
+                .with_spikes()
         },
     ]
 }
@@ -155,6 +167,12 @@ fn draw_panel(
         .collect();
     let all = points.iter().flatten();
     let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
+    // From the first logged step: 0 for whole runs, the window's start for a window.
+    let x_min = all
+        .clone()
+        .map(|p| p.0)
+        .fold(x_max, f64::min)
+        .min(x_max - 1.0);
     let (mut y_min, mut y_max) = all
         .clone()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
@@ -181,7 +199,7 @@ fn draw_panel(
         .y_label_area_size(64);
     if panel.log_y {
         let mut chart =
-            builder.build_cartesian_2d(0f64..x_max, (y_min * 0.8..y_max * 1.25).log_scale())?;
+            builder.build_cartesian_2d(x_min..x_max, (y_min * 0.8..y_max * 1.25).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("step")
@@ -197,7 +215,7 @@ fn draw_panel(
         )?;
     } else {
         let pad = 0.05 * (y_max - y_min);
-        let mut chart = builder.build_cartesian_2d(0f64..x_max, y_min - pad..y_max + pad)?;
+        let mut chart = builder.build_cartesian_2d(x_min..x_max, y_min - pad..y_max + pad)?;
         chart
             .configure_mesh()
             .x_desc("step")
@@ -255,5 +273,85 @@ where
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
+    Ok(())
+}
+
+/// One panel of [`draw_histograms`]: a title and the values counted.
+#[derive(Debug, Clone, Copy)]
+pub struct HistogramPanel<'a> {
+    /// Panel title.
+    pub title: &'a str,
+    /// The values (non-finite ones are skipped).
+    pub values: &'a [f64],
+}
+
+/// Histograms of signed values side by side (Fig. 2(a)), `bins` equal bins over one shared
+/// symmetric range `[-m, m]`, `m` the largest finite magnitude in any panel, so that the
+/// panels compare directly.
+pub fn draw_histograms(
+    path: &Path,
+    title: &str,
+    panels: &[HistogramPanel<'_>],
+    bins: usize,
+) -> Result<(), ExperimentError> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let bins = bins.max(1);
+    let m = panels
+        .iter()
+        .flat_map(|p| p.values.iter())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let m = if m > 0.0 { m } else { 1.0 };
+    let width = 2.0 * m / bins as f64;
+    let root =
+        BitMapBackend::new(path, (520 * panels.len().max(1) as u32, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 22))
+        .map_err(|e| err(&e))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (i, (panel, area)) in panels.iter().zip(areas.iter()).enumerate() {
+        let mut counts = vec![0u64; bins];
+        for v in panel.values.iter().filter(|v| v.is_finite()) {
+            let b = (((v + m) / width).floor() as usize).min(bins - 1);
+            counts[b] += 1;
+        }
+        let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+        let color = COLORS[i % COLORS.len()];
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-m..m, 0.0..top * 1.05)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("update")
+            .y_desc("entries")
+            .x_labels(5)
+            // The middle tick is 0 up to rounding of the range arithmetic.
+            .x_label_formatter(&|v| {
+                if v.abs() < 1e-9 * m {
+                    "0".into()
+                } else {
+                    format!("{v:.1e}")
+                }
+            })
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(b, &c)| {
+                let x0 = -m + b as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], color.filled())
+            }))
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -5,15 +5,16 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
 use burn_ndarray::NdArray;
 use slingshot_loss::{
     CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossPrecision,
 };
-use slingshot_nn::{NfiDiagnostics, mu_loss, remove_class_mean};
-use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector};
+use slingshot_nn::{NfiDiagnostics, clamp_logit_margin, mu_loss, remove_class_mean};
+use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
 
 use crate::ExperimentError;
 use crate::batches::TaskTensors;
@@ -23,6 +24,17 @@ use crate::data::ModularTask;
 use crate::metrics::{MetricsRow, MetricsWriter, Summary, read_metrics, write_json};
 use crate::model::{Inputs, Model};
 use crate::output::{RunDir, progress_bar};
+use crate::sharpness::{Start, top_hessian_eigenvalue};
+
+/// Adam (probed) until §4.2's switch, plain gradient descent after it.
+type Optim<B> = SwitchOptimizer<
+    ProbedAdam<Model<B>, B>,
+    OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, Model<B>, B>,
+>;
+
+/// Power iterations per sharpness estimate (Fig. 5). Each estimate starts from the previous
+/// one's eigenvector, so the iterations accumulate while the top eigenvector moves slowly.
+const SHARPNESS_ITERATIONS: usize = 20;
 
 /// Touches every float parameter, which makes burn draw the lazily initialized ones.
 struct Materialize;
@@ -48,6 +60,10 @@ pub struct RunOptions {
     /// Stop (as if killed) after this many steps, leaving the last checkpoint: for tests of
     /// `--resume`.
     pub stop_after: Option<u64>,
+    /// Log every step in this range too, and write each one's classifier-weight update
+    /// `w_after - w_before` to `classifier-updates.csv` (Fig. 2(a)); not with `resume`.
+    /// Logging more often does not change the numbers.
+    pub record_updates: Option<std::ops::RangeInclusive<u64>>,
 }
 
 /// What a finished run returns.
@@ -97,11 +113,12 @@ pub fn learning_rate(config: &TrainConfig, step: u64) -> f64 {
 }
 
 /// The losses of a run: with statistics for logged steps, without otherwise, and for
-/// evaluation on the inner backend.
+/// evaluation on the inner backend, and the unprojected loss whose Hessian is measured.
 struct Losses<B: AutodiffBackend> {
     stats: CollapseAwareCrossEntropy<B>,
     plain: CollapseAwareCrossEntropy<B>,
     eval: CollapseAwareCrossEntropy<B::InnerBackend>,
+    hessian: CollapseAwareCrossEntropy<B>,
 }
 
 impl<B: AutodiffBackend> Losses<B> {
@@ -119,6 +136,11 @@ impl<B: AutodiffBackend> Losses<B> {
         Ok(Self {
             stats: base.clone().with_stats(true).try_init(device)?,
             plain: base.clone().with_stats(false).try_init(device)?,
+            hessian: base
+                .clone()
+                .with_stats(false)
+                .with_zero_sum_projection(false)
+                .try_init(device)?,
             eval: base
                 .with_stats(false)
                 .with_zero_sum_projection(false)
@@ -151,11 +173,12 @@ where
         model.visit(&mut Materialize);
         model
     };
-    let mut optim: ProbedAdam<Model<B>, B> = ProbedAdamConfig::new()
+    let adam = ProbedAdamConfig::new()
         .with_beta_1(config.beta1 as f32)
         .with_beta_2(config.beta2 as f32)
         .with_epsilon(config.eps as f32)
         .try_init()?;
+    let mut optim: Optim<B> = SwitchOptimizer::new(adam, SgdConfig::new().init());
     let losses = Losses::<B>::new(config, device)?;
     let data = TaskTensors::<B>::new(&task, config.model.kind, device);
     let mut detector = SpikeDetector::try_new(config.spikes)?;
@@ -163,6 +186,14 @@ where
     let mut rows: Vec<MetricsRow> = Vec::new();
     let mut start = 0;
     let mut wall_before = 0.0;
+    let mut switched_at = None;
+    // The last sharpness estimate's eigenvector, the next estimate's start (checkpointed).
+    let mut sharpness_vector: Option<Vec<f64>> = None;
+    if options.resume && options.record_updates.is_some() {
+        return Err(ExperimentError::InvalidConfig(
+            "recording classifier updates cannot be combined with --resume".into(),
+        ));
+    }
     if options.resume {
         let (checkpoint_dir, state) = checkpoint::read_state(&dir.checkpoint())?;
         if &state.config != config {
@@ -190,9 +221,16 @@ where
         }
         start = state.step;
         wall_before = state.wall_seconds;
+        switched_at = state.switched_at;
+        sharpness_vector = state.sharpness_vector;
     }
     write_json(&dir.config(), config)?;
     let mut writer = MetricsWriter::create(&dir.metrics(), &rows)?;
+    let mut updates = match &options.record_updates {
+        Some(_) => Some(UpdatesWriter::create(&dir.root().join(UPDATES_FILE))?),
+        None => None,
+    };
+    let mut diverged_at = None;
 
     let bar = progress_bar(config.steps, options.quiet, &config.arm);
     bar.set_position(start);
@@ -202,9 +240,15 @@ where
         .map_or(config.steps, |s| s.min(config.steps));
     for step in start..end {
         let taken = step + 1;
-        let log = taken.is_multiple_of(config.log_every) || taken == config.steps;
+        let log = taken.is_multiple_of(config.log_every)
+            || taken == config.steps
+            || options
+                .record_updates
+                .as_ref()
+                .is_some_and(|r| r.contains(&taken));
         let (inputs, labels) = data.batch(config.batch, config.seed, step);
-        let out = model.forward(inputs);
+        let mut out = model.forward(inputs);
+        out.logits = clamp_logits(config, out.logits);
         let loss_fn = if log { &losses.stats } else { &losses.plain };
         let ce = loss_fn.try_forward(out.logits.clone(), labels.clone())?;
         let mut loss = ce.loss.clone();
@@ -222,13 +266,51 @@ where
             weight: model.classifier().weight.val().inner(),
             bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
         });
-        model = optim.try_step(learning_rate(config, step), model, grads)?;
+        let lr = match config.mitigations.switch_to_gd {
+            Some(gd) if optim.is_switched() => gd.lr,
+            _ => learning_rate(config, step),
+        };
+        model = optim.step(lr, model, grads);
         if config.mitigations.post_step_mean_removal {
             model.head.head.linear = remove_class_mean(model.head.head.linear);
         }
         if let Some(before) = before {
             let wall = wall_before + clock.elapsed().as_secs_f64();
-            let row = measure(taken, before, &model, &mut optim, &data, &losses, wall)?;
+            if let (Some(w), Some(range)) = (updates.as_mut(), &options.record_updates)
+                && range.contains(&taken)
+            {
+                let after = model.classifier().weight.val().inner();
+                w.write(taken, after - before.weight.clone())?;
+            }
+            // After the switch the probe would repeat Adam's last step: leave it unread.
+            let probe = (!optim.is_switched()).then(|| optim.first_mut());
+            let mut row = measure(taken, before, &model, probe, &data, &losses, config)?;
+            row.wall_seconds = wall;
+            if config
+                .sharpness_every
+                .is_some_and(|every| taken.is_multiple_of(every))
+            {
+                let (inputs, labels) = (data.train.inputs.clone(), data.train.labels.clone());
+                let estimate = top_hessian_eigenvalue(
+                    &model,
+                    |m: &Model<B>| {
+                        let logits = clamp_logits(config, m.forward(inputs.clone()).logits);
+                        losses
+                            .hessian
+                            .try_forward(logits, labels.clone())
+                            .expect("the harness's own labels are valid")
+                            .loss
+                    },
+                    SHARPNESS_ITERATIONS,
+                    None,
+                    match &sharpness_vector {
+                        Some(v) => Start::Vector(v, config.seed),
+                        None => Start::Seed(config.seed),
+                    },
+                );
+                row.sharpness = Some(estimate.eigenvalue);
+                sharpness_vector = Some(estimate.vector);
+            }
             detector.observe_loss(taken, row.loss);
             bar.set_message(format!(
                 "loss {:.3e}  collapsed {:.1}%  |mu_G| {:.2e}",
@@ -237,7 +319,23 @@ where
                 row.mu_g_norm
             ));
             writer.write(&row)?;
+            let loss = row.loss;
+            let finite = loss.is_finite() && row.last_layer_norm.is_finite();
             rows.push(row);
+            if !finite {
+                // Nothing after a non-finite loss or classifier is informative (§4.2's
+                // divergence).
+                diverged_at = Some(taken);
+                bar.inc(1);
+                break;
+            }
+            if let Some(gd) = config.mitigations.switch_to_gd
+                && switched_at.is_none()
+                && loss <= gd.loss_at_most
+            {
+                optim.switch();
+                switched_at = Some(taken);
+            }
         }
         bar.inc(1);
         if let Some(every) = options.checkpoint_every
@@ -248,15 +346,19 @@ where
                 metrics_rows: rows.len(),
                 wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
                 config: config.clone(),
+                switched_at,
+                sharpness_vector: sharpness_vector.clone(),
             };
             checkpoint::save(&dir.checkpoint(), &model, &optim, &state)?;
         }
     }
     bar.finish_and_clear();
     let wall = wall_before + clock.elapsed().as_secs_f64();
-    let steps_done = end;
-    let summary = summarize(config, &rows, &detector, steps_done, wall);
-    if end == config.steps {
+    let steps_done = diverged_at.unwrap_or(end);
+    let mut summary = summarize(config, &rows, &detector, steps_done, wall);
+    summary.switched_to_gd_at = switched_at;
+    summary.diverged_at = diverged_at;
+    if end == config.steps || diverged_at.is_some() {
         summary.write(&dir.summary())?;
     }
     Ok(RunResult { summary, rows })
@@ -300,10 +402,10 @@ fn measure<B>(
     step: u64,
     before: PreStep<B::InnerBackend>,
     model: &Model<B>,
-    optim: &mut ProbedAdam<Model<B>, B>,
+    probe: Option<&mut ProbedAdam<Model<B>, B>>,
     data: &TaskTensors<B>,
     losses: &Losses<B>,
-    wall_seconds: f64,
+    config: &TrainConfig,
 ) -> Result<MetricsRow, ExperimentError>
 where
     B: AutodiffBackend + CollapseLossBackend,
@@ -325,11 +427,11 @@ where
     let scalar = |i: usize| scalars[i].iter::<f64>().next().unwrap_or(f64::NAN);
 
     let eval = model.valid();
-    let (_, train_acc) = evaluate(&eval, &data_inner(data, true), &losses.eval)?;
-    let (test_loss, test_acc) = evaluate(&eval, &data_inner(data, false), &losses.eval)?;
+    let (_, train_acc) = evaluate(&eval, &data_inner(data, true), &losses.eval, config)?;
+    let (test_loss, test_acc) = evaluate(&eval, &data_inner(data, false), &losses.eval, config)?;
 
     let weight_id = model.classifier().weight.id;
-    let report = optim.take_probe().map(|p| p.read());
+    let report = probe.and_then(|optim| optim.take_probe()).map(|p| p.read());
     let classifier = report.as_ref().and_then(|r| r.param(weight_id).cloned());
     Ok(MetricsRow {
         step,
@@ -356,8 +458,83 @@ where
         update_mean: classifier.as_ref().map(|c| c.update.mean),
         update_ratio: report.as_ref().and_then(|r| r.model.max_update_ratio),
         grad_norm: report.as_ref().map(|r| r.model.grad_norm),
-        wall_seconds,
+        classifier_grad_norm: classifier.as_ref().map(|c| c.grad_norm),
+        sharpness: None,
+        wall_seconds: 0.0,
     })
+}
+
+/// The logits after App. A.1.4's clamp, when the run uses it.
+fn clamp_logits<B: Backend>(config: &TrainConfig, logits: Tensor<B, 2>) -> Tensor<B, 2> {
+    match config.mitigations.logit_clamp {
+        Some(margin) => clamp_logit_margin(logits, margin),
+        None => logits,
+    }
+}
+
+/// The file of [`RunOptions::record_updates`].
+pub const UPDATES_FILE: &str = "classifier-updates.csv";
+
+/// `classifier-updates.csv`: one `step,update` line per classifier-weight entry.
+struct UpdatesWriter {
+    path: std::path::PathBuf,
+    writer: csv::Writer<std::fs::File>,
+}
+
+impl UpdatesWriter {
+    fn create(path: &std::path::Path) -> Result<Self, ExperimentError> {
+        let mut writer = csv::Writer::from_path(path).map_err(|e| ExperimentError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        writer
+            .write_record(["step", "update"])
+            .map_err(|e| ExperimentError::Write {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    fn write<B: Backend>(&mut self, step: u64, delta: Tensor<B, 2>) -> Result<(), ExperimentError> {
+        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let values = delta
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .map_err(|e| err(&format!("{e:?}")))?;
+        let step = step.to_string();
+        for v in values {
+            self.writer
+                .write_record([step.as_str(), &format!("{v:e}")])
+                .map_err(|e| err(&e))?;
+        }
+        self.writer.flush().map_err(|e| err(&e))
+    }
+}
+
+/// Reads `classifier-updates.csv` back: `(step, updates)` in step order.
+pub fn read_updates(path: &std::path::Path) -> Result<Vec<(u64, Vec<f64>)>, ExperimentError> {
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut out: Vec<(u64, Vec<f64>)> = Vec::new();
+    let mut reader = csv::Reader::from_path(path).map_err(|e| err(&e))?;
+    for record in reader.deserialize::<(u64, f64)>() {
+        let (step, v) = record.map_err(|e| err(&e))?;
+        match out.last_mut() {
+            Some((s, values)) if *s == step => values.push(v),
+            _ => out.push((step, vec![v])),
+        }
+    }
+    Ok(out)
 }
 
 /// A split on the inner backend.
@@ -378,8 +555,9 @@ fn evaluate<B: Backend + CollapseLossBackend>(
     model: &Model<B>,
     (inputs, labels): &(Inputs<B>, Tensor<B, 1, Int>),
     loss: &CollapseAwareCrossEntropy<B>,
+    config: &TrainConfig,
 ) -> Result<(f64, f64), ExperimentError> {
-    let logits = model.forward(inputs.clone()).logits;
+    let logits = clamp_logits(config, model.forward(inputs.clone()).logits);
     let [n, _] = logits.dims();
     let correct = logits
         .clone()
@@ -439,5 +617,7 @@ pub fn summarize(
         } else {
             0.0
         },
+        switched_to_gd_at: None,
+        diverged_at: None,
     }
 }

@@ -32,14 +32,40 @@ fn quiet() -> RunOptions {
     }
 }
 
-/// Rows without the wall clock, which is the only thing allowed to differ between runs.
-fn numbers(rows: &[MetricsRow]) -> Vec<MetricsRow> {
+/// Rows without the wall clock, which is the only thing allowed to differ between runs, as
+/// text so that NaN (a diverged run's cosine) compares equal to itself.
+fn numbers(rows: &[MetricsRow]) -> Vec<String> {
     rows.iter()
-        .map(|r| MetricsRow {
-            wall_seconds: 0.0,
-            ..r.clone()
+        .map(|r| {
+            format!(
+                "{:?}",
+                MetricsRow {
+                    wall_seconds: 0.0,
+                    ..r.clone()
+                }
+            )
         })
         .collect()
+}
+
+/// Runs `config` as if killed after `kill_at` steps, then resumes it to the end.
+fn kill_and_resume(
+    config: &TrainConfig,
+    dir: &RunDir,
+    options: &RunOptions,
+    kill_at: u64,
+) -> slingshot_experiments::RunResult {
+    let killed = RunOptions {
+        stop_after: Some(kill_at),
+        ..options.clone()
+    };
+    run(config, dir, &killed).unwrap();
+    let resumed = RunOptions {
+        resume: true,
+        stop_after: None,
+        ..options.clone()
+    };
+    run(config, dir, &resumed).unwrap()
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
@@ -234,4 +260,182 @@ fn bad_flags_and_outputs_fail_before_training() {
     let err = RunDir::create(&file).unwrap_err();
     assert!(err.to_string().contains("not a directory"), "{err}");
     assert!(RunDir::create(Path::new("/proc/slingshot-cannot-write-here")).is_err());
+}
+
+/// App. A.1.4 at test scale: a margin clamp of 100 keeps every probability above underflow,
+/// yet the f32 loss still collapses (absorption, not underflow).
+#[test]
+fn the_logit_clamp_leaves_collapse_in_place() {
+    let mut c = tiny(Precision::F32);
+    c.mitigations.logit_clamp = Some(100.0);
+    let result = run(&c, &RunDir::create(&temp("clamp")).unwrap(), &quiet()).unwrap();
+    assert!(result.summary.max_collapsed_fraction > 0.3);
+    assert!(
+        result
+            .rows
+            .iter()
+            .all(|r| r.min_margin <= 100.0 + 1e-3 || r.min_margin.is_nan())
+    );
+    let mut bad = tiny(Precision::F32);
+    bad.mitigations.logit_clamp = Some(0.0);
+    assert!(matches!(
+        bad.validate(),
+        Err(ExperimentError::InvalidConfig(_))
+    ));
+}
+
+/// §4.2 at test scale: once the logged loss is small enough the run steps with gradient
+/// descent at a huge learning rate, which the summary records; a kill and resume after the
+/// switch continues in gradient descent.
+#[test]
+fn the_switch_to_gradient_descent_is_taken_recorded_and_resumed() {
+    let mut c = tiny(Precision::F32);
+    c.mitigations.switch_to_gd = Some(slingshot_experiments::config::GdSwitch {
+        lr: 1e5,
+        loss_at_most: 1e-3,
+    });
+    let options = RunOptions {
+        quiet: true,
+        checkpoint_every: Some(5),
+        ..RunOptions::default()
+    };
+    let whole = run(&c, &RunDir::create(&temp("gd-whole")).unwrap(), &options).unwrap();
+    let at = whole
+        .summary
+        .switched_to_gd_at
+        .expect("the loss gets below 1e-3");
+    let switch_row = whole.rows.iter().find(|r| r.step == at).unwrap();
+    assert!(switch_row.loss <= 1e-3);
+    assert!(
+        whole
+            .rows
+            .iter()
+            .filter(|r| r.step < at)
+            .all(|r| r.loss > 1e-3)
+    );
+    // Adam's probe is read before the switch and left unread after it.
+    assert!(switch_row.eff_lr_median.is_some());
+    let after: Vec<_> = whole.rows.iter().filter(|r| r.step > at).collect();
+    assert!(!after.is_empty() && after.iter().all(|r| r.eff_lr_median.is_none()));
+    // The first gradient step at lr 1e5 moves the model far: the loss jumps or diverges.
+    assert!(
+        whole.summary.diverged_at.is_some()
+            || after.iter().any(|r| r.loss > 100.0 * switch_row.loss),
+        "{:?}",
+        whole.summary
+    );
+
+    // Killed two steps after a checkpoint taken in the gradient-descent phase: the resume
+    // must continue with gradient descent, not Adam.
+    let root = temp("gd-killed");
+    let dir = RunDir::create(&root).unwrap();
+    let kill_at = at + 7;
+    assert!(
+        whole.summary.diverged_at.is_none_or(|d| d > kill_at),
+        "{:?}",
+        whole.summary
+    );
+    let resumed = kill_and_resume(&c, &dir, &options, kill_at);
+    assert_eq!(numbers(&resumed.rows), numbers(&whole.rows));
+    assert_eq!(resumed.summary.switched_to_gd_at, Some(at));
+    assert_eq!(resumed.summary.diverged_at, whole.summary.diverged_at);
+}
+
+/// Fig. 5's measurement: a finite positive largest Hessian eigenvalue on the steps asked for,
+/// none elsewhere; and a bad interval is refused.
+#[test]
+fn sharpness_is_measured_on_the_steps_asked_for() {
+    let mut c = tiny(Precision::F32);
+    c.steps = 100;
+    c.sharpness_every = Some(50);
+    let result = run(&c, &RunDir::create(&temp("sharp")).unwrap(), &quiet()).unwrap();
+    for r in &result.rows {
+        match r.sharpness {
+            Some(l) => {
+                assert!(r.step % 50 == 0, "step {}", r.step);
+                assert!(l.is_finite() && l > 0.0, "step {}: {l}", r.step);
+            }
+            None => assert!(r.step % 50 != 0, "step {} lacks sharpness", r.step),
+        }
+    }
+    // Each estimate starts from the previous one's eigenvector, which the checkpoint keeps:
+    // a run killed between two estimates and resumed measures the same values.
+    let options = RunOptions {
+        quiet: true,
+        checkpoint_every: Some(30),
+        ..RunOptions::default()
+    };
+    let dir = RunDir::create(&temp("sharp-killed")).unwrap();
+    let resumed = kill_and_resume(&c, &dir, &options, 75);
+    assert_eq!(numbers(&resumed.rows), numbers(&result.rows));
+    let mut bad = tiny(Precision::F32);
+    bad.sharpness_every = Some(15);
+    assert!(
+        bad.validate().is_err(),
+        "15 is not a multiple of log-every 10"
+    );
+}
+
+/// Fig. 2(a)'s raw data: the recorded classifier updates of a logged step have the classifier's
+/// size, and their mean magnitude equals the probe's `|lr * update|` mean up to f32 rounding
+/// of the weights.
+#[test]
+fn recorded_classifier_updates_agree_with_the_probe() {
+    let c = tiny(Precision::F32);
+    let root = temp("updates");
+    let dir = RunDir::create(&root).unwrap();
+    let options = RunOptions {
+        quiet: true,
+        record_updates: Some(100..=120),
+        ..RunOptions::default()
+    };
+    let result = run(&c, &dir, &options).unwrap();
+    let updates = slingshot_experiments::train::read_updates(
+        &root.join(slingshot_experiments::train::UPDATES_FILE),
+    )
+    .unwrap();
+    assert_eq!(
+        updates.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (100..=120).collect::<Vec<_>>(),
+        "every step of the range is logged and recorded"
+    );
+    for (step, values) in &updates {
+        assert_eq!(values.len(), c.model.width * c.p, "step {step}");
+        let mean = values.iter().map(|v| v.abs()).sum::<f64>() / values.len() as f64;
+        let probe = result
+            .rows
+            .iter()
+            .find(|r| r.step == *step)
+            .and_then(|r| r.update_mean)
+            .unwrap();
+        assert!(
+            (mean - probe).abs() <= 1e-3 * probe,
+            "step {step}: weights moved {mean:e}, probe says {probe:e}"
+        );
+    }
+    // Logging every step of the range changed no number of the steps logged anyway (the
+    // update ratio's window is per logging interval, so it is left out).
+    let plain = run(
+        &c,
+        &RunDir::create(&temp("updates-plain")).unwrap(),
+        &quiet(),
+    )
+    .unwrap();
+    let same = |r: &MetricsRow| MetricsRow {
+        wall_seconds: 0.0,
+        update_ratio: None,
+        ..r.clone()
+    };
+    let dense: Vec<MetricsRow> = result
+        .rows
+        .iter()
+        .filter(|r| r.step % 10 == 0)
+        .map(same)
+        .collect();
+    assert_eq!(dense, plain.rows.iter().map(same).collect::<Vec<_>>());
+    let resume = RunOptions {
+        resume: true,
+        ..options
+    };
+    assert!(run(&c, &dir, &resume).is_err());
 }

@@ -26,6 +26,9 @@ pub enum NnError {
     /// A negative or non-finite penalty weight.
     #[error("gamma = {0} is invalid; expected a finite value >= 0")]
     InvalidGamma(f64),
+    /// A non-positive or non-finite logit-clamp margin.
+    #[error("logit clamp margin = {0} is invalid; expected a finite value > 0")]
+    InvalidMargin(f64),
 }
 
 /// A classifier's dimensions: at least one input feature and two classes.

@@ -9,7 +9,8 @@ use burn_ndarray::NdArray;
 use proptest::prelude::*;
 use slingshot_nn::{
     CenteredLinearConfig, ClassifierHeadConfig, FeatureCentering, HeadNorm, NfiDiagnostics,
-    NnError, class_mean, mu_loss, remove_class_mean, try_mu_loss,
+    NnError, clamp_logit_margin, class_mean, mu_loss, remove_class_mean, try_clamp_logit_margin,
+    try_mu_loss,
 };
 
 type B = NdArray<f32>;
@@ -364,4 +365,58 @@ fn diagnostics_reject_mismatched_shapes() {
         .with_norm(HeadNorm::BatchNorm)
         .init::<B>(&device);
     assert_eq!(head.num_params(), 6 * 3 + 3 + 4 * 6);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The clamp equals `max(z, f32(rowmax - margin))` computed on the host (exact: one
+    /// correctly rounded f32 subtraction), and only unclamped logits pass the gradient.
+    #[test]
+    fn logit_clamp_matches_the_host_reference(
+        rows in prop::collection::vec(prop::collection::vec(-300.0f32..300.0, 5), 1..6),
+        margin in prop_oneof![Just(100.0f64), 1.0f64..200.0],
+    ) {
+        let (n, k) = (rows.len(), 5);
+        let flat: Vec<f32> = rows.concat();
+        let z = tensor2::<Ad>(&flat, [n, k]).require_grad();
+        let clamped = clamp_logit_margin(z.clone(), margin);
+        let weights: Vec<f32> = (0..n * k).map(|i| 1.0 + i as f32).collect();
+        let grads = (clamped.clone() * tensor2::<Ad>(&weights, [n, k])).sum().backward();
+        let got = host(clamped.inner());
+        let grad = host(z.grad(&grads).expect("z has a gradient"));
+        for (r, row) in rows.iter().enumerate() {
+            let floor = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) - margin as f32;
+            for (c, &v) in row.iter().enumerate() {
+                let i = r * k + c;
+                prop_assert_eq!(got[i].to_bits(), v.max(floor).to_bits());
+                let want = if v >= floor { weights[i] } else { 0.0 };
+                // burn's max_pair passes the gradient to the first argument on ties.
+                prop_assert!(grad[i] == want || (v == floor && grad[i] == 0.0),
+                    "row {} col {}: grad {} want {}", r, c, grad[i], want);
+            }
+        }
+    }
+}
+
+#[test]
+fn logit_clamp_keeps_absorption_but_rejects_bad_margins() {
+    // A row leading by 30: far inside the clamp, so the f32 softmax sum still absorbs to 1
+    // and the correct-class gradient is still exactly zero (why spikes persist in A.1.4).
+    let z = tensor2::<Ad>(&[30.0, 0.0, -500.0], [1, 3]).require_grad();
+    let clamped = clamp_logit_margin(z.clone(), 100.0);
+    assert_eq!(host(clamped.clone().inner()), vec![30.0, 0.0, -70.0]);
+    let target =
+        Tensor::<Ad, 1, Int>::from_data(TensorData::new(vec![0i64], [1]), &Default::default());
+    let loss = burn::nn::loss::CrossEntropyLossConfig::new()
+        .init(&Default::default())
+        .forward(clamped, target);
+    let grad = host(z.grad(&loss.backward()).unwrap());
+    assert_eq!(grad[0], 0.0);
+    assert!(grad[1] > 0.0);
+    assert_eq!(grad[2], 0.0);
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = try_clamp_logit_margin(tensor2::<B>(&[1.0, 2.0], [1, 2]), bad).unwrap_err();
+        assert!(matches!(err, NnError::InvalidMargin(m) if m.to_bits() == bad.to_bits()));
+    }
 }

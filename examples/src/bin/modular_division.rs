@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    ArmSpec, TrainArgs, exit_code, print_table, run_arms, run_single_arm,
+    TrainArgs, exit_code, print_table, run_precision_arms, run_single_arm, series,
 };
-use slingshot_experiments::plot::{self, Series};
-use slingshot_experiments::{ExperimentError, Precision, RunDir};
+use slingshot_experiments::plot;
+use slingshot_experiments::{ExperimentError, Precision};
 
 /// Modular division in f32, f64 and f64-loss, side by side (the paper's Fig. 1).
 #[derive(Debug, Parser)]
@@ -44,32 +44,8 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     if cli.child {
         return run_single_arm(&cli.train, EXPERIMENT, cli.arms[0]).map(|_| ());
     }
-    // Every flag and the output directory are checked before the first step.
-    let configs: Vec<_> = cli
-        .arms
-        .iter()
-        .map(|&arm| cli.train.config(EXPERIMENT, arm))
-        .collect();
-    for c in &configs {
-        c.validate()?;
-    }
-    let out = cli.train.out_dir(EXPERIMENT);
-    let root = RunDir::create(&out)?;
     // One process per arm: burn keeps one default float dtype per device and process.
-    let arms: Vec<ArmSpec> = configs
-        .iter()
-        .map(|c| ArmSpec::new(&c.arm, &["--arms", &c.arm]))
-        .collect();
-    let results = run_arms(&arms, &out)?;
-    let series: Vec<Series> = configs
-        .iter()
-        .zip(&results)
-        .map(|(c, r)| Series {
-            label: &c.arm,
-            rows: &r.rows,
-            spikes: &r.summary.spikes,
-        })
-        .collect();
+    let (configs, root, results) = run_precision_arms(&cli.train, EXPERIMENT, &cli.arms)?;
     let figure = root.figure("figure.png");
     plot::draw(
         &figure,
@@ -77,7 +53,7 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
             "{EXPERIMENT}: p = {}, {} steps",
             configs[0].p, configs[0].steps
         ),
-        &series,
+        &series(&results),
         &plot::mechanism_panels(),
         3,
     )?;

@@ -1,0 +1,382 @@
+//! The largest Hessian eigenvalue of a loss (Fig. 5's `lambda_max`), by power iteration on
+//! Hessian-vector products taken as central finite differences of gradients:
+//! `H v ≈ (g(θ + h v) - g(θ - h v)) / 2h`.
+//!
+//! The vectors live on the host in f64 (one entry per trainable parameter entry): the models
+//! this is meant for (Fig. 5's width-20 network) have a few thousand parameters, and the
+//! gradients are computed by the model's own backend in its own precision, so an f32 run's
+//! curvature is the one its f32 gradients see, collapse included.
+
+use std::collections::HashMap;
+
+use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The result of [`top_hessian_eigenvalue`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharpnessEstimate {
+    /// The Rayleigh quotient `v . H v` of the last unit iterate: the eigenvalue of largest
+    /// magnitude when the iteration has converged (signed).
+    pub eigenvalue: f64,
+    /// `||H v - lambda v||`, how far the last iterate is from an eigenvector (0 when exact).
+    pub residual: f64,
+    /// Power iterations done.
+    pub iterations: usize,
+    /// Parameter entries in the vector space.
+    pub dimension: usize,
+    /// The last unit iterate: pass it as the next estimate's start, so that a slowly moving
+    /// top eigenvector keeps converging across a run instead of restarting from noise.
+    pub vector: Vec<f64>,
+}
+
+/// Where power iteration starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start<'a> {
+    /// A random vector drawn from this seed.
+    Seed(u64),
+    /// A given vector (e.g. the previous estimate's); a seed if its length does not fit.
+    Vector(&'a [f64], u64),
+}
+
+/// Power iteration for the eigenvalue of largest magnitude of the symmetric operator `hvp`,
+/// on vectors of length `dimension`.
+pub fn power_iteration(
+    dimension: usize,
+    iterations: usize,
+    start: Start<'_>,
+    mut hvp: impl FnMut(&[f64]) -> Vec<f64>,
+) -> SharpnessEstimate {
+    let mut v: Vec<f64> = match start {
+        Start::Vector(v, _) if v.len() == dimension && v.iter().any(|x| *x != 0.0) => v.to_vec(),
+        Start::Seed(seed) | Start::Vector(_, seed) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..dimension)
+                .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+                .collect()
+        }
+    };
+    normalize(&mut v);
+    let (mut eigenvalue, mut residual) = (0.0, f64::NAN);
+    for _ in 0..iterations.max(1) {
+        let hv = hvp(&v);
+        eigenvalue = dot(&v, &hv);
+        residual = hv
+            .iter()
+            .zip(&v)
+            .map(|(a, b)| (a - eigenvalue * b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let mut next = hv;
+        if normalize(&mut next) == 0.0 || !next.iter().all(|x| x.is_finite()) {
+            // H v = 0 (v is an eigenvector of eigenvalue 0), or the products broke down.
+            break;
+        }
+        v = next;
+    }
+    SharpnessEstimate {
+        eigenvalue,
+        residual,
+        iterations: iterations.max(1),
+        dimension,
+        vector: v,
+    }
+}
+
+/// The largest-magnitude Hessian eigenvalue of `loss` at `model`'s parameters, over every
+/// parameter that receives a gradient. `step` is the finite-difference step along the unit
+/// vector; `None` picks `sqrt(u) * max(1, ||θ||)` with `u` the unit roundoff of the
+/// parameters' dtype, the usual balance of truncation and rounding error.
+pub fn top_hessian_eigenvalue<B, M>(
+    model: &M,
+    loss: impl Fn(&M) -> Tensor<B, 1>,
+    iterations: usize,
+    step: Option<f64>,
+    start: Start<'_>,
+) -> SharpnessEstimate
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    let (layout, _) = flat_gradient(model, &loss, None);
+    let dimension = layout.len();
+    let h = step.unwrap_or_else(|| {
+        let mut norm = ParamNorm::<B>::default();
+        model.visit(&mut norm);
+        norm.unit_roundoff.sqrt() * norm.sum_sq.sqrt().max(1.0)
+    });
+    power_iteration(dimension, iterations, start, |v| {
+        let plus = perturbed(model, &layout, v, h);
+        let minus = perturbed(model, &layout, v, -h);
+        let (_, g_plus) = flat_gradient(&plus, &loss, Some(&layout));
+        let (_, g_minus) = flat_gradient(&minus, &loss, Some(&layout));
+        g_plus
+            .iter()
+            .zip(&g_minus)
+            .map(|(a, b)| (a - b) / (2.0 * h))
+            .collect()
+    })
+}
+
+/// Where each trainable parameter sits in the flat vector.
+#[derive(Debug, Clone, Default)]
+struct Layout {
+    offsets: HashMap<ParamId, (usize, Vec<usize>)>,
+    total: usize,
+}
+
+impl Layout {
+    fn len(&self) -> usize {
+        self.total
+    }
+}
+
+/// The gradient of `loss` at `model`, flattened in visiting order. Without a `layout`, one is
+/// made from the parameters that get a gradient.
+fn flat_gradient<B, M>(
+    model: &M,
+    loss: &impl Fn(&M) -> Tensor<B, 1>,
+    layout: Option<&Layout>,
+) -> (Layout, Vec<f64>)
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    let grads = loss(model).backward();
+    let mut collect = GradCollector::<B> {
+        grads,
+        layout: layout.cloned().unwrap_or_default(),
+        fixed: layout.is_some(),
+        values: vec![0.0; layout.map_or(0, Layout::len)],
+    };
+    model.visit(&mut collect);
+    (collect.layout, collect.values)
+}
+
+struct GradCollector<B: AutodiffBackend> {
+    grads: B::Gradients,
+    layout: Layout,
+    fixed: bool,
+    values: Vec<f64>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradCollector<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let Some(grad) = param.val().grad(&self.grads) else {
+            return;
+        };
+        let host: Vec<f64> = grad
+            .into_data()
+            .convert::<f64>()
+            .into_vec()
+            .expect("a float gradient converts to f64");
+        if self.fixed {
+            if let Some((offset, _)) = self.layout.offsets.get(&param.id) {
+                self.values[*offset..*offset + host.len()].copy_from_slice(&host);
+            }
+        } else {
+            let shape = param.val().dims().to_vec();
+            self.layout
+                .offsets
+                .insert(param.id, (self.layout.total, shape));
+            self.layout.total += host.len();
+            self.values.extend(host);
+        }
+    }
+}
+
+/// `model` with `scale * v` added to its trainable parameters.
+fn perturbed<B, M>(model: &M, layout: &Layout, v: &[f64], scale: f64) -> M
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    model.clone().map(&mut Perturb { layout, v, scale })
+}
+
+struct Perturb<'a> {
+    layout: &'a Layout,
+    v: &'a [f64],
+    scale: f64,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for Perturb<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let Some((offset, shape)) = self.layout.offsets.get(&param.id).cloned() else {
+            return param;
+        };
+        let (v, scale) = (self.v, self.scale);
+        param.map(move |t| {
+            let n: usize = shape.iter().product();
+            let delta: Vec<f64> = v[offset..offset + n].iter().map(|x| x * scale).collect();
+            let (device, dtype) = (t.device(), t.dtype());
+            let delta = Tensor::<B::InnerBackend, D>::from_data(
+                TensorData::new(delta, shape.clone()).convert_dtype(dtype),
+                (&device, dtype),
+            );
+            Tensor::from_inner(t.inner() + delta).require_grad()
+        })
+    }
+}
+
+/// `||θ||^2` and the unit roundoff of the parameters' dtype.
+struct ParamNorm<B> {
+    sum_sq: f64,
+    unit_roundoff: f64,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B> Default for ParamNorm<B> {
+    fn default() -> Self {
+        Self {
+            sum_sq: 0.0,
+            unit_roundoff: f64::EPSILON / 2.0,
+            _backend: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ParamNorm<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let t = param.val();
+        let u = match t.dtype() {
+            burn::tensor::DType::F64 => f64::EPSILON / 2.0,
+            burn::tensor::DType::F32 | burn::tensor::DType::Flex32 => f32::EPSILON as f64 / 2.0,
+            _ => 2f64.powi(-8),
+        };
+        self.unit_roundoff = self.unit_roundoff.max(u);
+        let sq: f64 = t
+            .inner()
+            .powi_scalar(2)
+            .sum()
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .expect("a float sum converts to f64")[0];
+        self.sum_sq += sq;
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Scales `v` to unit norm and returns its former norm (0 leaves it unchanged).
+fn normalize(v: &mut [f64]) -> f64 {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_iteration_finds_the_largest_eigenvalue_of_a_known_matrix() {
+        // diag(5, -2, 1, 0.5) rotated by a fixed orthogonal matrix (a Householder reflection).
+        let d = [5.0, -2.0, 1.0, 0.5];
+        let u = [0.5f64, 0.5, -0.5, 0.5];
+        let q = |i: usize, j: usize| (if i == j { 1.0 } else { 0.0 }) - 2.0 * u[i] * u[j];
+        let a: Vec<Vec<f64>> = (0..4)
+            .map(|i| {
+                (0..4)
+                    .map(|j| (0..4).map(|k| q(i, k) * d[k] * q(j, k)).sum())
+                    .collect()
+            })
+            .collect();
+        let est = power_iteration(4, 200, Start::Seed(7), |v| {
+            a.iter().map(|row| dot(row, v)).collect()
+        });
+        assert!((est.eigenvalue - 5.0).abs() < 1e-12, "{est:?}");
+        assert!(est.residual < 1e-10, "{est:?}");
+        // The zero operator stops at once with eigenvalue 0.
+        let zero = power_iteration(3, 10, Start::Seed(1), |v| vec![0.0; v.len()]);
+        assert_eq!(zero.eigenvalue, 0.0);
+        // Started from the converged vector, one iteration suffices.
+        let again = power_iteration(4, 1, Start::Vector(&est.vector, 0), |v| {
+            a.iter().map(|row| dot(row, v)).collect()
+        });
+        assert!((again.eigenvalue - 5.0).abs() < 1e-12, "{again:?}");
+    }
+
+    /// A linear softmax classifier has the closed-form Hessian
+    /// `H[(j,k),(j',k')] = mean_i a_ij a_ij' (δ_kk' p_ik - p_ik p_ik')`, `a_i = [x_i, 1]`: the
+    /// finite-difference estimate in f64 matches its top eigenvalue to 1e-6 relative.
+    #[test]
+    fn finite_difference_sharpness_matches_a_closed_form_hessian() {
+        use burn::backend::Autodiff;
+        use burn::nn::loss::CrossEntropyLossConfig;
+        use burn::nn::{Linear, LinearConfig};
+        use burn::tensor::{DType, Int};
+        type B = Autodiff<burn_ndarray::NdArray<f64>>;
+        let device = Default::default();
+        let (n, d, k) = (12usize, 3usize, 4usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let x: Vec<f64> = (0..n * d)
+            .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+            .collect();
+        let y: Vec<i64> = (0..n).map(|i| (i % k) as i64).collect();
+        let w: Vec<f64> = (0..d * k)
+            .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+            .collect();
+        let b: Vec<f64> = (0..k).map(|_| rng.random::<f64>() - 0.5).collect();
+        let linear: Linear<B> = LinearConfig::new(d, k).init(&device);
+        let linear = Linear {
+            weight: linear.weight.map(|_| {
+                Tensor::from_data(TensorData::new(w.clone(), [d, k]), (&device, DType::F64))
+                    .require_grad()
+            }),
+            bias: linear.bias.map(|p| {
+                p.map(|_| {
+                    Tensor::from_data(TensorData::new(b.clone(), [k]), (&device, DType::F64))
+                        .require_grad()
+                })
+            }),
+        };
+        let xs =
+            Tensor::<B, 2>::from_data(TensorData::new(x.clone(), [n, d]), (&device, DType::F64));
+        let ys = Tensor::<B, 1, Int>::from_data(TensorData::new(y.clone(), [n]), &device);
+        let ce = CrossEntropyLossConfig::new().init(&device);
+        let est = top_hessian_eigenvalue(
+            &linear,
+            |m: &Linear<B>| ce.forward(m.forward(xs.clone()), ys.clone()).reshape([1]),
+            300,
+            None,
+            Start::Seed(11),
+        );
+        assert_eq!(est.dimension, d * k + k);
+
+        // The closed form, on the host.
+        let dim = (d + 1) * k;
+        let mut h = vec![vec![0.0f64; dim]; dim];
+        for i in 0..n {
+            let a: Vec<f64> = x[i * d..(i + 1) * d].iter().copied().chain([1.0]).collect();
+            let z: Vec<f64> = (0..k)
+                .map(|c| (0..d).map(|j| a[j] * w[j * k + c]).sum::<f64>() + b[c])
+                .collect();
+            let zmax = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = z.iter().map(|v| (v - zmax).exp()).sum();
+            let p: Vec<f64> = z.iter().map(|v| (v - zmax).exp() / s).collect();
+            for j in 0..=d {
+                for c in 0..k {
+                    for j2 in 0..=d {
+                        for c2 in 0..k {
+                            let hz = if c == c2 { p[c] } else { 0.0 } - p[c] * p[c2];
+                            h[j * k + c][j2 * k + c2] += a[j] * a[j2] * hz / n as f64;
+                        }
+                    }
+                }
+            }
+        }
+        let exact = power_iteration(dim, 2000, Start::Seed(5), |v| {
+            h.iter().map(|row| dot(row, v)).collect()
+        });
+        let rel = (est.eigenvalue - exact.eigenvalue).abs() / exact.eigenvalue;
+        assert!(rel < 1e-6, "estimate {est:?} exact {exact:?} rel {rel:e}");
+    }
+}
