@@ -2,9 +2,14 @@
 //! the same logits: the paper's modular task (4656 x 97) and a vocabulary-sized 8192 x 32768.
 //!
 //! `cargo bench -p slingshot-benches --bench loss` (ndarray);
-//! `cargo bench -p slingshot-benches --bench loss --features cuda` adds burn-cuda.
-//! Set `SLINGSHOT_BENCH_SMALL=1` to skip the 8192 x 32768 shape (on ndarray each of its
-//! iterations takes seconds; it runs burn's loss and the slingshot loss with and without stats).
+//! `cargo bench -p slingshot-benches --bench loss --features cuda` adds burn-cuda (filter with
+//! `-- cuda`): 4656 x 97, 8192 x 32768 and 16384 x 131072, burn's loss against the portable and
+//! the fused CubeCL kernel, with throughput as effective bandwidth at 12 bytes per f32 logit
+//! (read forward, read backward, write the gradient).
+//! Set `SLINGSHOT_BENCH_SMALL=1` to skip the large shapes (on ndarray each 8192 x 32768
+//! iteration takes seconds), and on CUDA `SLINGSHOT_BENCH_HUGE_ALL=1` to run burn's loss and the
+//! portable kernel at 16384 x 131072 too (8 GiB of logits; their `[n, k]` temporaries may not fit
+//! in the device's memory).
 
 use burn::backend::Autodiff;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -121,13 +126,88 @@ fn bench_backend<B: AutodiffBackend + CollapseLossBackend>(
     }
 }
 
-fn ndarray(c: &mut Criterion) {
-    bench_backend::<Autodiff<NdArray<f32>>>(c, "ndarray", Default::default());
+/// The CUDA arms: `(name, config, force the portable kernel)`. Input checks (a host read per
+/// forward) are off except in `fused_stats_on_checked`, so that the arms time the kernels.
+#[cfg(feature = "cuda")]
+fn cuda_arms() -> Vec<Arm> {
+    let base = || CollapseAwareCrossEntropyConfig::new().with_check_inputs(false);
+    vec![
+        ("burn_cross_entropy", None, false),
+        ("portable_stats_on", Some(base()), true),
+        ("fused_stats_on", Some(base()), false),
+        ("fused_stats_off", Some(base().with_stats(false)), false),
+        (
+            "fused_stats_on_checked",
+            Some(CollapseAwareCrossEntropyConfig::new()),
+            false,
+        ),
+        (
+            "fused_f64_loss",
+            Some(base().with_precision(LossPrecision::F64)),
+            false,
+        ),
+        (
+            "fused_zero_sum",
+            Some(base().with_zero_sum_projection(true)),
+            false,
+        ),
+    ]
+}
+
+/// f32 logits on the device: the shared deterministic values for the shapes that ndarray also
+/// runs, device-side uniform values in [-8, 8) for the 8 GiB shape.
+#[cfg(feature = "cuda")]
+fn device_inputs<B: AutodiffBackend>(
+    n: usize,
+    k: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+    if n * k <= 8192 * 32768 {
+        return inputs::<B>(n, k, device);
+    }
+    B::seed(device, 0x5eed);
+    let logits = Tensor::<B, 2>::random(
+        [n, k],
+        burn::tensor::Distribution::Uniform(-8.0, 8.0),
+        device,
+    );
+    let targets: Vec<i64> = (0..n).map(|i| ((i * 31) % k) as i64).collect();
+    let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [n]), device);
+    (logits, targets)
 }
 
 #[cfg(feature = "cuda")]
 fn cuda(c: &mut Criterion) {
-    bench_backend::<Autodiff<burn_cuda::Cuda<f32, i32>>>(c, "cuda", Default::default());
+    type B = Autodiff<burn_cuda::Cuda<f32, i32>>;
+    let device = Default::default();
+    let small_only = std::env::var_os("SLINGSHOT_BENCH_SMALL").is_some();
+    let huge_all = std::env::var_os("SLINGSHOT_BENCH_HUGE_ALL").is_some();
+    for (n, k) in [(4656usize, 97usize), (8192, 32768), (16384, 131072)] {
+        if small_only && k > 97 {
+            continue;
+        }
+        let (logits, targets) = device_inputs::<B>(n, k, &device);
+        let mut group = c.benchmark_group(format!("ce_forward_backward/cuda/{n}x{k}"));
+        // Effective bandwidth: 12 bytes per f32 logit for forward + backward.
+        group.throughput(Throughput::BytesDecimal(12 * (n * k) as u64));
+        if k > 97 {
+            group.sample_size(10);
+        }
+        for (arm, config, portable) in cuda_arms() {
+            let huge = k > 32768;
+            if huge && !huge_all && (config.is_none() || portable) {
+                continue;
+            }
+            group.bench_function(BenchmarkId::from_parameter(arm), |b| {
+                b.iter(|| step::<B>(&config, portable, &logits, &targets, &device))
+            });
+        }
+        group.finish();
+    }
+}
+
+fn ndarray(c: &mut Criterion) {
+    bench_backend::<Autodiff<NdArray<f32>>>(c, "ndarray", Default::default());
 }
 
 #[cfg(not(feature = "cuda"))]

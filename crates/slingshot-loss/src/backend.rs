@@ -82,7 +82,8 @@ where
     }
 }
 
-/// Every CubeCL backend, burn-cuda's included.
+/// Every CubeCL backend, burn-cuda's included: the fused CubeCL kernel where it covers the plan
+/// and the device has the compute dtype, the portable kernel elsewhere.
 #[cfg(feature = "cuda")]
 impl<R, F, I, BT> CollapseLossBackend for burn_cubecl::CubeBackend<R, F, I, BT>
 where
@@ -91,6 +92,25 @@ where
     I: burn_cubecl::IntElement,
     BT: burn_cubecl::BoolElement,
 {
+    fn collapse_forward(
+        logits: Tensor<Self, 2>,
+        targets: Tensor<Self, 1, Int>,
+        plan: &LossPlan,
+        need_grad: bool,
+    ) -> Result<Forward<Self>, LossError> {
+        let dtype = logits.dtype();
+        match crate::cube_plan::fused_compute_dtype(plan, dtype) {
+            Some(compute)
+                if !plan.portable_only
+                    && crate::cube::supports::<R, F, I, BT>(&logits.device(), dtype, compute) =>
+            {
+                Ok(crate::cube::forward(
+                    logits, targets, plan, compute, need_grad,
+                ))
+            }
+            _ => kernel::forward::<Self>(logits, targets, plan, need_grad),
+        }
+    }
 }
 
 /// The loss's single backward node: holds the gradient parts computed in the forward pass.

@@ -44,6 +44,9 @@ pub struct Forward<B: Backend> {
 pub(crate) enum GradParts<B: Backend> {
     Device(DeviceGrad<B>),
     Host(HostGrad<B>),
+    /// The fused CubeCL kernel's (burn-cuda): the backward recomputes from the logits.
+    #[cfg(feature = "cuda")]
+    Cube(crate::cube::CubeGrad<B>),
 }
 
 impl<B: Backend> GradParts<B> {
@@ -52,6 +55,8 @@ impl<B: Backend> GradParts<B> {
         match self {
             GradParts::Device(parts) => parts.gradient(upstream),
             GradParts::Host(parts) => parts.gradient(upstream),
+            #[cfg(feature = "cuda")]
+            GradParts::Cube(parts) => parts.gradient(upstream),
         }
     }
 }

@@ -33,6 +33,11 @@
 
 mod backend;
 mod config;
+#[cfg(feature = "cuda")]
+mod cube;
+// The fused CubeCL kernel's host-side logic, tested without the `cuda` feature.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod cube_plan;
 mod error;
 mod host;
 mod kernel;

@@ -89,6 +89,30 @@ impl<B: Backend> CollapseStats<B> {
             ],
             0,
         );
+        Self::from_block(
+            per_row,
+            collapsed,
+            zero_loss,
+            margin,
+            residual_mass,
+            log_sum_exp,
+            mean_logit,
+        )
+    }
+
+    /// [`Self::from_rows`] where a kernel already wrote the `[5, n]` block of the per-row
+    /// vectors averaged for the batch values: collapsed and zero-loss as 1/0, residual mass,
+    /// margin, log-sum-exp.
+    pub(crate) fn from_block(
+        per_row: Tensor<B, 2>,
+        collapsed: Tensor<B, 1, Bool>,
+        zero_loss: Tensor<B, 1, Bool>,
+        margin: Tensor<B, 1>,
+        residual_mass: Tensor<B, 1>,
+        log_sum_exp: Tensor<B, 1>,
+        mean_logit: Tensor<B, 1>,
+    ) -> Self {
+        let dtype = margin.dtype();
         let means = per_row.mean_dim(1).reshape([5]);
         let batch = Tensor::cat(
             vec![

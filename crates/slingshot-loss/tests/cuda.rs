@@ -3,20 +3,30 @@
 //!
 //! The bit-for-bit comparisons of `numerics.rs` assume burn-ndarray's summation order, so here
 //! the contract is checked in its order-independent form: the anchors, the thresholds, the f64
-//! reference within the derived bounds, and native bf16 against the bf16 thresholds.
+//! reference within the derived bounds, and native bf16 against the bf16 thresholds. These run
+//! the fused CubeCL kernel wherever it covers the plan (the default on burn-cuda).
+//!
+//! The fused kernel against the portable one on the same device, within the tolerance of
+//! `docs/loss.md` (`common::compare`): f32/f64 models, every covered precision, reduction and
+//! zero-sum projection, rows of 97 to 32768 classes (both the two-read and the one-read forward),
+//! in and out of collapse; and bf16/f16 logits computed in f32.
 
 #![cfg(feature = "cuda")]
 
 mod common;
 
 use burn::backend::Autodiff;
+use burn::tensor::{bf16, f16};
 use burn_cuda::{Cuda, CudaDevice};
+use common::compare::{SHAPES, check_collapse_decisions, compare_all};
 use common::{U32, per_row, run};
 use slingshot_loss::LossPrecision;
 use slingshot_numerics::{AbsorptionThresholds, CollapsePrediction, FloatFormat};
 
 type Gpu32 = Autodiff<Cuda<f32, i32>>;
 type Gpu64 = Autodiff<Cuda<f64, i32>>;
+type GpuBf16 = Autodiff<Cuda<bf16, i32>>;
+type GpuF16 = Autodiff<Cuda<f16, i32>>;
 
 fn gpu() -> bool {
     let ok = std::panic::catch_unwind(|| {
@@ -92,4 +102,65 @@ fn native_bf16_obeys_the_bf16_thresholds() {
             CollapsePrediction::OrderDependent => {}
         }
     }
+}
+
+#[test]
+fn fused_matches_portable_f32_model_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    compare_all::<Gpu32>(
+        &SHAPES,
+        &[
+            (LossPrecision::Native, FloatFormat::F32),
+            (LossPrecision::F32, FloatFormat::F32),
+            (LossPrecision::F64, FloatFormat::F64),
+        ],
+        FloatFormat::F32,
+    );
+}
+
+#[test]
+fn fused_matches_portable_f64_model_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    compare_all::<Gpu64>(
+        &SHAPES,
+        &[
+            (LossPrecision::Native, FloatFormat::F64),
+            (LossPrecision::F32, FloatFormat::F64),
+            (LossPrecision::F64, FloatFormat::F64),
+        ],
+        FloatFormat::F64,
+    );
+}
+
+/// bf16/f16 logits computed in f32 (`precision = F32`): read narrow, computed wide, the gradient
+/// rounded once to the logits' format.
+#[test]
+fn fused_matches_portable_low_precision_logits_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    compare_all::<GpuBf16>(
+        &SHAPES,
+        &[(LossPrecision::F32, FloatFormat::F32)],
+        FloatFormat::BF16,
+    );
+    compare_all::<GpuF16>(
+        &SHAPES,
+        &[(LossPrecision::F32, FloatFormat::F32)],
+        FloatFormat::F16,
+    );
+}
+
+/// The fused kernel's collapse decisions at margins where the numerics crate says every
+/// summation order agrees, on both forward paths (k = 97 reads twice, k = 32768 once).
+#[test]
+fn fused_collapse_decisions_follow_the_thresholds_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    check_collapse_decisions::<Gpu32>();
 }

@@ -8,7 +8,8 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
-use common::{Ad32, Ad64, inputs};
+use common::compare::outputs;
+use common::{Ad32, Ad64};
 use proptest::prelude::*;
 use slingshot_loss::{
     CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossError,
@@ -46,7 +47,8 @@ fn bools<B: Backend>(t: Tensor<B, 1, burn::tensor::Bool>) -> Vec<bool> {
     t.into_data().to_vec::<bool>().unwrap()
 }
 
-/// Runs `loss` and backpropagates `sum(loss * weights)` (one weight per loss value).
+/// Runs `loss` and backpropagates `sum(loss * weights)` (one weight per loss value). The values
+/// are read as f64, an exact widening of f32, so equal bits here are equal bits there.
 fn run<B: AutodiffBackend + CollapseLossBackend>(
     loss: &CollapseAwareCrossEntropy<B>,
     logits: &[f64],
@@ -54,27 +56,17 @@ fn run<B: AutodiffBackend + CollapseLossBackend>(
     targets: &[usize],
     weights: &[f64],
 ) -> Bits {
-    let device = Default::default();
-    let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
-    let (z, t) = inputs::<B>(logits, k, targets);
-    let z = z.require_grad();
-    let out = loss.forward(z.clone(), t);
-    let [m] = out.loss.dims();
-    let w = Tensor::<B, 1>::from_data(
-        TensorData::new(weights[..m].to_vec(), [m]),
-        (&device, dtype),
-    );
-    let stats = out.stats.clone().expect("stats on");
-    let grads = (out.loss.clone() * w).sum().backward();
+    let o = outputs(loss, logits, k, targets, weights);
+    let to_bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect();
     Bits {
-        loss: bits(out.loss.inner()),
-        grad: bits(z.grad(&grads).expect("gradient")),
-        collapsed: bools(stats.collapsed.inner()),
-        zero_loss: bools(stats.zero_loss.inner()),
-        margin: bits(stats.margin.inner()),
-        residual: bits(stats.residual_mass.inner()),
-        lse: bits(stats.log_sum_exp.inner()),
-        batch: bits(stats.batch.inner()),
+        loss: to_bits(o.loss),
+        grad: to_bits(o.grad),
+        collapsed: o.collapsed,
+        zero_loss: o.zero_loss,
+        margin: to_bits(o.margin),
+        residual: to_bits(o.residual),
+        lse: to_bits(o.lse),
+        batch: to_bits(o.batch),
     }
 }
 
@@ -218,4 +210,27 @@ fn fused_kernel_rejects_out_of_range_labels_even_unchecked() {
             max: 3
         }
     );
+}
+
+/// The order-tolerant comparison that the CubeCL suites run (`common::compare`) accepts the
+/// host kernel, which is exact: every difference is zero.
+#[test]
+fn tolerant_comparison_accepts_the_exact_host_kernel() {
+    use common::compare::{Formats, check_fused_against_portable, covered_configs, rows};
+    use slingshot_numerics::FloatFormat;
+    let (logits, targets) = rows(24, 97, 6.0, 30.0, 3);
+    let weights: Vec<f64> = (0..24).map(|i| 0.5 + (i % 5) as f64 * 0.4).collect();
+    let formats = Formats {
+        compute: FloatFormat::F32,
+        logits: FloatFormat::F32,
+    };
+    for config in covered_configs(&[LossPrecision::Native, LossPrecision::F32]) {
+        let c = check_fused_against_portable::<Ad32>(
+            &config,
+            formats,
+            (&logits, &targets, 97, &weights),
+        )
+        .unwrap();
+        assert_eq!(c.worst, 0.0, "{config:?}");
+    }
 }

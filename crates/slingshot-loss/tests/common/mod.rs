@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
+
 use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -39,7 +41,7 @@ pub fn run<B: AutodiffBackend + CollapseLossBackend>(
     let collapsed = out
         .stats
         .as_ref()
-        .map(|s| s.collapsed.clone().into_data().to_vec::<bool>().unwrap())
+        .map(|s| flags(s.collapsed.clone()))
         .unwrap_or_default();
     let loss = to_f64(out.loss.clone().inner());
     let grads = out.loss.sum().backward();
@@ -70,6 +72,19 @@ pub fn inputs<B: Backend>(
         &device,
     );
     (z, t)
+}
+
+/// A mask on the host. Through integers: CubeCL backends store booleans as u8 or u32, which
+/// `to_vec::<bool>` does not read.
+pub fn flags<B: Backend>(t: Tensor<B, 1, burn::tensor::Bool>) -> Vec<bool> {
+    t.int()
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|v| v != 0)
+        .collect()
 }
 
 pub fn to_f64<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
