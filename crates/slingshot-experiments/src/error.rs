@@ -32,6 +32,14 @@ pub enum ExperimentError {
         /// The underlying error.
         reason: String,
     },
+    /// A dataset file is missing, truncated or malformed.
+    #[error("dataset file {path}: {reason}")]
+    Dataset {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A primitive of the other crates rejected its input.
     #[error(transparent)]
     Loss(#[from] slingshot_loss::LossError),

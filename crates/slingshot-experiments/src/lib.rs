@@ -8,6 +8,7 @@
 
 pub mod batches;
 pub mod checkpoint;
+pub mod cifar;
 pub mod cli;
 pub mod config;
 pub mod data;
