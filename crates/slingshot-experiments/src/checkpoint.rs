@@ -24,9 +24,6 @@ pub struct CheckpointState {
     pub wall_seconds: f64,
     /// The run's configuration; a resume with another one is refused.
     pub config: TrainConfig,
-    /// The logged step after which the run switched to gradient descent (§4.2).
-    #[serde(default)]
-    pub switched_at: Option<u64>,
     /// The last sharpness estimate's eigenvector, where the next estimate starts.
     #[serde(default)]
     pub sharpness_vector: Option<Vec<f64>>,

@@ -114,6 +114,75 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, ExperimentError> {
         .map_err(|e| err(&e))
 }
 
+/// The file of [`crate::RunOptions::record_updates`].
+pub const UPDATES_FILE: &str = "classifier-updates.csv";
+
+/// `classifier-updates.csv`: one `step,update` line per classifier-weight entry.
+pub(crate) struct UpdatesWriter {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+}
+
+impl UpdatesWriter {
+    pub(crate) fn create(path: &Path) -> Result<Self, ExperimentError> {
+        let mut writer = csv::Writer::from_path(path).map_err(|e| ExperimentError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        writer
+            .write_record(["step", "update"])
+            .map_err(|e| ExperimentError::Write {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    pub(crate) fn write<B: burn::tensor::backend::Backend>(
+        &mut self,
+        step: u64,
+        delta: burn::tensor::Tensor<B, 2>,
+    ) -> Result<(), ExperimentError> {
+        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let values = delta
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .map_err(|e| err(&format!("{e:?}")))?;
+        let step = step.to_string();
+        for v in values {
+            self.writer
+                .write_record([step.as_str(), &format!("{v:e}")])
+                .map_err(|e| err(&e))?;
+        }
+        self.writer.flush().map_err(|e| err(&e))
+    }
+}
+
+/// Reads `classifier-updates.csv` back: `(step, updates)` in step order.
+pub fn read_updates(path: &Path) -> Result<Vec<(u64, Vec<f64>)>, ExperimentError> {
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut out: Vec<(u64, Vec<f64>)> = Vec::new();
+    let mut reader = csv::Reader::from_path(path).map_err(|e| err(&e))?;
+    for record in reader.deserialize::<(u64, f64)>() {
+        let (step, v) = record.map_err(|e| err(&e))?;
+        match out.last_mut() {
+            Some((s, values)) if *s == step => values.push(v),
+            _ => out.push((step, vec![v])),
+        }
+    }
+    Ok(out)
+}
+
 /// `summary.json`: a stable contract other tools read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

@@ -100,7 +100,7 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
 {
-    let (layout, _) = flat_gradient(model, &loss, None);
+    let layout = flat_gradient(model, &loss, None).0;
     let dimension = layout.len();
     let h = step.unwrap_or_else(|| {
         let mut norm = ParamNorm::<B>::default();
@@ -110,8 +110,8 @@ where
     power_iteration(dimension, iterations, start, |v| {
         let plus = perturbed(model, &layout, v, h);
         let minus = perturbed(model, &layout, v, -h);
-        let (_, g_plus) = flat_gradient(&plus, &loss, Some(&layout));
-        let (_, g_minus) = flat_gradient(&minus, &loss, Some(&layout));
+        let g_plus = flat_gradient(&plus, &loss, Some(&layout)).1;
+        let g_minus = flat_gradient(&minus, &loss, Some(&layout)).1;
         g_plus
             .iter()
             .zip(&g_minus)
@@ -147,22 +147,23 @@ where
     let grads = loss(model).backward();
     let mut collect = GradCollector::<B> {
         grads,
-        layout: layout.cloned().unwrap_or_default(),
-        fixed: layout.is_some(),
+        fixed: layout,
+        built: Layout::default(),
         values: vec![0.0; layout.map_or(0, Layout::len)],
     };
     model.visit(&mut collect);
-    (collect.layout, collect.values)
+    (collect.built, collect.values)
 }
 
-struct GradCollector<B: AutodiffBackend> {
+/// Flattens the gradients into `fixed`'s places, or, without it, builds the layout as it goes.
+struct GradCollector<'a, B: AutodiffBackend> {
     grads: B::Gradients,
-    layout: Layout,
-    fixed: bool,
+    fixed: Option<&'a Layout>,
+    built: Layout,
     values: Vec<f64>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for GradCollector<B> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradCollector<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let Some(grad) = param.val().grad(&self.grads) else {
             return;
@@ -172,16 +173,16 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradCollector<B> {
             .convert::<f64>()
             .into_vec()
             .expect("a float gradient converts to f64");
-        if self.fixed {
-            if let Some((offset, _)) = self.layout.offsets.get(&param.id) {
+        if let Some(layout) = self.fixed {
+            if let Some((offset, _)) = layout.offsets.get(&param.id) {
                 self.values[*offset..*offset + host.len()].copy_from_slice(&host);
             }
         } else {
             let shape = param.val().dims().to_vec();
-            self.layout
+            self.built
                 .offsets
-                .insert(param.id, (self.layout.total, shape));
-            self.layout.total += host.len();
+                .insert(param.id, (self.built.total, shape));
+            self.built.total += host.len();
             self.values.extend(host);
         }
     }

@@ -21,7 +21,9 @@ use crate::batches::TaskTensors;
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::{BackendKind, Precision, TrainConfig};
 use crate::data::ModularTask;
-use crate::metrics::{MetricsRow, MetricsWriter, Summary, read_metrics, write_json};
+use crate::metrics::{
+    MetricsRow, MetricsWriter, Summary, UPDATES_FILE, UpdatesWriter, read_metrics, write_json,
+};
 use crate::model::{Inputs, Model};
 use crate::output::{RunDir, progress_bar};
 use crate::sharpness::{Start, top_hessian_eigenvalue};
@@ -186,7 +188,6 @@ where
     let mut rows: Vec<MetricsRow> = Vec::new();
     let mut start = 0;
     let mut wall_before = 0.0;
-    let mut switched_at = None;
     // The last sharpness estimate's eigenvector, the next estimate's start (checkpointed).
     let mut sharpness_vector: Option<Vec<f64>> = None;
     if options.resume && options.record_updates.is_some() {
@@ -221,7 +222,6 @@ where
         }
         start = state.step;
         wall_before = state.wall_seconds;
-        switched_at = state.switched_at;
         sharpness_vector = state.sharpness_vector;
     }
     write_json(&dir.config(), config)?;
@@ -230,7 +230,7 @@ where
         Some(_) => Some(UpdatesWriter::create(&dir.root().join(UPDATES_FILE))?),
         None => None,
     };
-    let mut diverged_at = None;
+    let mut diverged = false;
 
     let bar = progress_bar(config.steps, options.quiet, &config.arm);
     bar.set_position(start);
@@ -319,22 +319,21 @@ where
                 row.mu_g_norm
             ));
             writer.write(&row)?;
-            let loss = row.loss;
-            let finite = loss.is_finite() && row.last_layer_norm.is_finite();
+            let (loss, row_diverged) = (row.loss, is_diverged(&row));
             rows.push(row);
-            if !finite {
+            if row_diverged {
                 // Nothing after a non-finite loss or classifier is informative (§4.2's
                 // divergence).
-                diverged_at = Some(taken);
+                diverged = true;
                 bar.inc(1);
                 break;
             }
+            // `summarize` finds the same step from the rows (`switch_step`).
             if let Some(gd) = config.mitigations.switch_to_gd
-                && switched_at.is_none()
+                && !optim.is_switched()
                 && loss <= gd.loss_at_most
             {
                 optim.switch();
-                switched_at = Some(taken);
             }
         }
         bar.inc(1);
@@ -346,7 +345,6 @@ where
                 metrics_rows: rows.len(),
                 wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
                 config: config.clone(),
-                switched_at,
                 sharpness_vector: sharpness_vector.clone(),
             };
             checkpoint::save(&dir.checkpoint(), &model, &optim, &state)?;
@@ -354,11 +352,12 @@ where
     }
     bar.finish_and_clear();
     let wall = wall_before + clock.elapsed().as_secs_f64();
-    let steps_done = diverged_at.unwrap_or(end);
-    let mut summary = summarize(config, &rows, &detector, steps_done, wall);
-    summary.switched_to_gd_at = switched_at;
-    summary.diverged_at = diverged_at;
-    if end == config.steps || diverged_at.is_some() {
+    let steps_done = match (diverged, rows.last()) {
+        (true, Some(last)) => last.step,
+        _ => end,
+    };
+    let summary = summarize(config, &rows, &detector, steps_done, wall);
+    if end == config.steps || diverged {
         summary.write(&dir.summary())?;
     }
     Ok(RunResult { summary, rows })
@@ -472,71 +471,6 @@ fn clamp_logits<B: Backend>(config: &TrainConfig, logits: Tensor<B, 2>) -> Tenso
     }
 }
 
-/// The file of [`RunOptions::record_updates`].
-pub const UPDATES_FILE: &str = "classifier-updates.csv";
-
-/// `classifier-updates.csv`: one `step,update` line per classifier-weight entry.
-struct UpdatesWriter {
-    path: std::path::PathBuf,
-    writer: csv::Writer<std::fs::File>,
-}
-
-impl UpdatesWriter {
-    fn create(path: &std::path::Path) -> Result<Self, ExperimentError> {
-        let mut writer = csv::Writer::from_path(path).map_err(|e| ExperimentError::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        writer
-            .write_record(["step", "update"])
-            .map_err(|e| ExperimentError::Write {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            writer,
-        })
-    }
-
-    fn write<B: Backend>(&mut self, step: u64, delta: Tensor<B, 2>) -> Result<(), ExperimentError> {
-        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
-        let values = delta
-            .into_data()
-            .convert::<f64>()
-            .into_vec::<f64>()
-            .map_err(|e| err(&format!("{e:?}")))?;
-        let step = step.to_string();
-        for v in values {
-            self.writer
-                .write_record([step.as_str(), &format!("{v:e}")])
-                .map_err(|e| err(&e))?;
-        }
-        self.writer.flush().map_err(|e| err(&e))
-    }
-}
-
-/// Reads `classifier-updates.csv` back: `(step, updates)` in step order.
-pub fn read_updates(path: &std::path::Path) -> Result<Vec<(u64, Vec<f64>)>, ExperimentError> {
-    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut out: Vec<(u64, Vec<f64>)> = Vec::new();
-    let mut reader = csv::Reader::from_path(path).map_err(|e| err(&e))?;
-    for record in reader.deserialize::<(u64, f64)>() {
-        let (step, v) = record.map_err(|e| err(&e))?;
-        match out.last_mut() {
-            Some((s, values)) if *s == step => values.push(v),
-            _ => out.push((step, vec![v])),
-        }
-    }
-    Ok(out)
-}
-
 /// A split on the inner backend.
 fn data_inner<B: AutodiffBackend>(
     data: &TaskTensors<B>,
@@ -617,7 +551,21 @@ pub fn summarize(
         } else {
             0.0
         },
-        switched_to_gd_at: None,
-        diverged_at: None,
+        switched_to_gd_at: switch_step(config, rows),
+        diverged_at: rows.iter().find(|r| is_diverged(r)).map(|r| r.step),
     }
+}
+
+/// A logged step whose loss or classifier weight is not finite: the run stops there.
+fn is_diverged(row: &MetricsRow) -> bool {
+    !(row.loss.is_finite() && row.last_layer_norm.is_finite())
+}
+
+/// The logged step after which the run switched to gradient descent: the first whose loss is at
+/// most the threshold (the rule the loop applies).
+fn switch_step(config: &TrainConfig, rows: &[MetricsRow]) -> Option<u64> {
+    let gd = config.mitigations.switch_to_gd?;
+    rows.iter()
+        .find(|r| r.loss <= gd.loss_at_most)
+        .map(|r| r.step)
 }

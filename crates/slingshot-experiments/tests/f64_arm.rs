@@ -1,22 +1,12 @@
 //! The f64 arm in its own process (burn keeps one default float dtype per device and
 //! process), and the guard that refuses a second dtype in the same process.
 
-use slingshot_experiments::{
-    BatchSize, ExperimentError, Precision, RunDir, RunOptions, TrainConfig, run,
-};
+use slingshot_experiments::{ExperimentError, Precision, RunDir, RunOptions, TrainConfig, run};
+
+mod common;
 
 fn tiny(precision: Precision) -> TrainConfig {
-    let mut c = TrainConfig::demo();
-    c.arm = precision.to_string();
-    c.precision = precision;
-    c.p = 7;
-    c.model.width = 64;
-    c.model.depth = 2;
-    c.lr = 3e-2;
-    c.steps = 100;
-    c.log_every = 10;
-    c.batch = BatchSize::Full;
-    c
+    common::tiny(precision, 100)
 }
 
 #[test]

@@ -9,20 +9,11 @@ use slingshot_experiments::{
     BatchSize, ExperimentError, MetricsRow, Precision, RunDir, RunOptions, TrainConfig, run,
 };
 
-/// A tiny configuration whose f32 arm reaches softmax collapse within 200 steps.
+mod common;
+
+/// The tiny configuration at 200 steps.
 fn tiny(precision: Precision) -> TrainConfig {
-    let mut c = TrainConfig::demo();
-    c.experiment = "test".into();
-    c.arm = precision.to_string();
-    c.precision = precision;
-    c.p = 7;
-    c.model.width = 64;
-    c.model.depth = 2;
-    c.lr = 3e-2;
-    c.steps = 200;
-    c.log_every = 10;
-    c.batch = BatchSize::Full;
-    c
+    common::tiny(precision, 200)
 }
 
 fn quiet() -> RunOptions {
@@ -390,8 +381,8 @@ fn recorded_classifier_updates_agree_with_the_probe() {
         ..RunOptions::default()
     };
     let result = run(&c, &dir, &options).unwrap();
-    let updates = slingshot_experiments::train::read_updates(
-        &root.join(slingshot_experiments::train::UPDATES_FILE),
+    let updates = slingshot_experiments::metrics::read_updates(
+        &root.join(slingshot_experiments::metrics::UPDATES_FILE),
     )
     .unwrap();
     assert_eq!(

@@ -19,25 +19,18 @@ use num_traits::{AsPrimitive, Float};
 use rayon::prelude::*;
 
 use crate::kernel::{Forward, GradParts, LossPlan};
-use crate::{CollapseStats, LossError, LossPrecision, Normalizer, Reduction};
+use crate::{CollapseStats, LossError, Reduction};
 
 /// Rows per rayon task at least, so that small rows are not scheduled one by one.
 const MIN_ELEMENTS_PER_TASK: usize = 8192;
 
-/// The dtype this kernel computes `plan` in for logits of `dtype`, if it covers the case.
+/// The dtype this kernel computes `plan` in for logits of `dtype`, if it covers the case: the
+/// plans the fused CubeCL kernel covers, on f32/f64 logits (burn-ndarray stores no other float).
 pub(crate) fn compute_dtype(plan: &LossPlan, dtype: DType) -> Option<DType> {
-    if plan.normalizer != Normalizer::Softmax || plan.smoothing != 0.0 || plan.z_loss != 0.0 {
-        return None;
-    }
     if !matches!(dtype, DType::F32 | DType::F64) {
         return None;
     }
-    match plan.precision {
-        LossPrecision::Native => Some(dtype),
-        LossPrecision::F32 => Some(DType::F32),
-        LossPrecision::F64 => Some(DType::F64),
-        LossPrecision::BF16 | LossPrecision::F16 => None,
-    }
+    crate::cube_plan::fused_compute_dtype(plan, dtype)
 }
 
 /// The softmax probabilities kept for the backward pass, in the loss precision.

@@ -35,7 +35,8 @@ mod backend;
 mod config;
 #[cfg(feature = "cuda")]
 mod cube;
-// The fused CubeCL kernel's host-side logic, tested without the `cuda` feature.
+// The fused kernels' plan coverage (shared with the host kernel) and the CubeCL kernel's
+// launch geometry, tested without the `cuda` feature.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod cube_plan;
 mod error;

@@ -18,9 +18,8 @@ use clap::Parser;
 use serde::Serialize;
 use slingshot::numerics::{AdamHyper, BiasCorrection, estimate_reemergence_update};
 use slingshot_experiments::cli::{TrainArgs, exit_code};
-use slingshot_experiments::metrics::write_json;
+use slingshot_experiments::metrics::{UPDATES_FILE, read_updates, write_json};
 use slingshot_experiments::plot::{self, HistogramPanel, Panel, Series};
-use slingshot_experiments::train::{UPDATES_FILE, read_updates};
 use slingshot_experiments::{ExperimentError, MetricsRow, Precision, RunDir, RunOptions};
 
 /// Classifier updates around a slingshot spike (the paper's Fig. 2(a)).

@@ -1,0 +1,20 @@
+//! The tiny configuration both test binaries train.
+
+use slingshot_experiments::{BatchSize, Precision, TrainConfig};
+
+/// Division mod 7, MLP 64 x 2, full batch, lr 3e-2, `steps` steps logged every 10: the f32 arm
+/// reaches softmax collapse within 200 steps.
+pub fn tiny(precision: Precision, steps: u64) -> TrainConfig {
+    let mut c = TrainConfig::demo();
+    c.experiment = "test".into();
+    c.arm = precision.to_string();
+    c.precision = precision;
+    c.p = 7;
+    c.model.width = 64;
+    c.model.depth = 2;
+    c.lr = 3e-2;
+    c.steps = steps;
+    c.log_every = 10;
+    c.batch = BatchSize::Full;
+    c
+}
