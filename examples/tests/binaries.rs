@@ -259,3 +259,240 @@ fn update_spike_measures_the_updates_around_the_first_spike() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("§4.1 estimate"), "{stdout}");
 }
+
+/// Tiny image runs: 8 synthetic images, 4 steps logged every 2, the narrowest networks.
+const TINY_IMAGES: [&str; 22] = [
+    "--train-size",
+    "8",
+    "--test-size",
+    "4",
+    "--steps",
+    "4",
+    "--log-every",
+    "2",
+    "--channels",
+    "1",
+    "--width",
+    "8",
+    "--depth",
+    "1",
+    "--d-model",
+    "8",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--quiet",
+    "--checkpoint-every=2",
+];
+
+/// One arm of an image experiment: every output, two logged rows, the model and the data
+/// named in `summary.json`.
+fn assert_image_arm(dir: &Path, model: &str, dataset: &str) {
+    for file in ["metrics.csv", "summary.json", "config.json", "figure.png"] {
+        assert!(dir.join(file).is_file(), "{} lacks {file}", dir.display());
+    }
+    let png = std::fs::read(dir.join("figure.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let rows = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 2, "{}", dir.display());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["model"], model, "{summary}");
+    assert_eq!(summary["dataset"], dataset, "{summary}");
+    assert_eq!(summary["steps"], 4, "{summary}");
+    assert!(summary["final_test_acc"].as_f64().unwrap().is_finite());
+}
+
+/// `table.csv`'s arms and models, in order.
+fn table(out: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], ["arm", "model", "dataset"]);
+    assert!(header.contains(&"n_spikes"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect()
+}
+
+fn image_binary(bin: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .args(TINY_IMAGES)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cifar_architectures_trains_every_network_of_table_1() {
+    let out = temp("cifar-arch");
+    let run = image_binary(env!("CARGO_BIN_EXE_cifar-architectures"), &out, &[]);
+    assert_ok(&run);
+    let networks = ["mlp", "vgg11", "vgg11-bn", "vit", "resnet18"];
+    for n in networks {
+        assert_image_arm(&out.join(n), n, "synthetic");
+    }
+    let rows = table(&out);
+    assert_eq!(
+        rows.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        networks
+    );
+    assert!(rows.iter().all(|(a, m)| a == m));
+    assert!(out.join("figure.png").is_file());
+}
+
+#[test]
+fn cifar_mitigations_dataset_size_and_minibatch_write_their_arms() {
+    let out = temp("cifar-mit");
+    assert_ok(&image_binary(
+        env!("CARGO_BIN_EXE_cifar-mitigations"),
+        &out,
+        &[],
+    ));
+    for arm in [
+        "baseline",
+        "batch-norm-head",
+        "layer-norm-head",
+        "centered",
+        "zero-sum",
+    ] {
+        assert_image_arm(&out.join(arm), "vgg11-bn", "synthetic");
+    }
+    let config = std::fs::read_to_string(out.join("centered/config.json")).unwrap();
+    assert!(config.contains("\"centered\": true"), "{config}");
+
+    let out = temp("cifar-size");
+    // Sizes beyond --train-size's 8 come from --sizes.
+    let run = Command::new(env!("CARGO_BIN_EXE_cifar-dataset-size"))
+        .args(&TINY_IMAGES[2..])
+        .args(["--sizes", "6,12", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ok(&run);
+    for (arm, n) in [("n-6", 6), ("n-12", 12)] {
+        assert_image_arm(&out.join(arm), "mlp", "synthetic");
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(arm).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["images"]["train_size"], n);
+    }
+
+    let out = temp("cifar-mb");
+    assert_ok(&image_binary(
+        env!("CARGO_BIN_EXE_cifar-minibatch"),
+        &out,
+        &["--batch", "4"],
+    ));
+    for arm in ["baseline", "centered", "batch-norm-head"] {
+        assert_image_arm(&out.join(arm), "vgg11", "synthetic");
+    }
+    let config = std::fs::read_to_string(out.join("baseline/config.json")).unwrap();
+    assert!(config.contains("\"rows\": 4"), "{config}");
+}
+
+/// Writes a small distribution in the CIFAR-10 binary format: `per_file` records per file.
+fn write_cifar(dir: &Path, per_file: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let names = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    for (f, name) in names.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for i in 0..per_file {
+            bytes.push(((f + i) % 10) as u8);
+            bytes.extend((0..3072).map(|j| ((7 * i + j + f) % 256) as u8));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn cifar_binaries_read_the_binary_format_and_refuse_bad_data_before_training() {
+    let data = temp("cifar-data");
+    write_cifar(&data, 4);
+    let out = temp("cifar-real");
+    let run = image_binary(
+        env!("CARGO_BIN_EXE_cifar-architectures"),
+        &out,
+        &["--only", "mlp", "--data-dir", data.to_str().unwrap()],
+    );
+    assert_ok(&run);
+    assert_image_arm(&out.join("mlp"), "mlp", "cifar10");
+
+    // Too few images, a truncated file, a missing directory: refused, nothing written.
+    let truncated = data.join("data_batch_4.bin");
+    let bytes = std::fs::read(&truncated).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--train-size".into(), "21".into()],
+            "asked for 21 images",
+        ),
+        (
+            vec![
+                "--train-size".into(),
+                "8".into(),
+                "--model".into(),
+                "vgg11".into(),
+            ],
+            "--only",
+        ),
+        (
+            vec![
+                "--train-size".into(),
+                "8".into(),
+                "--grad-chunk".into(),
+                "0".into(),
+            ],
+            "grad-chunk",
+        ),
+        (vec!["--only".into(), "alexnet".into()], "unknown arm"),
+    ];
+    for (flags, message) in cases {
+        let out = temp("cifar-refused");
+        let run = Command::new(env!("CARGO_BIN_EXE_cifar-architectures"))
+            .args(["--data-dir", data.to_str().unwrap(), "--test-size", "4"])
+            .args(["--quiet", "--out"])
+            .arg(&out)
+            .args(&flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{flags:?}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+        assert!(!out.exists(), "{flags:?}: output written before the check");
+    }
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let out = temp("cifar-truncated");
+    let run = Command::new(env!("CARGO_BIN_EXE_cifar-mitigations"))
+        .args(["--data-dir", data.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("data_batch_4.bin") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let run = Command::new(env!("CARGO_BIN_EXE_cifar-dataset-size"))
+        .args(["--data-dir", "/no/such/cifar", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("not a directory"), "{stderr}");
+    assert!(!out.exists());
+}

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
+use crate::cifar::{IMAGE_BYTES, ImageDataset, ImageSplit};
 use crate::config::BatchSize;
 use crate::data::{Example, ModularTask, one_hot_rows};
 use crate::model::{Inputs, ModelKind};
@@ -34,7 +35,7 @@ impl<B: Backend> Split<B> {
                     (device, dtype),
                 ))
             }
-            ModelKind::Transformer => {
+            _ => {
                 let t: Vec<i64> = examples
                     .iter()
                     .flat_map(|e| e.tokens.map(|t| t as i64))
@@ -50,16 +51,29 @@ impl<B: Backend> Split<B> {
         }
     }
 
+    /// Uploads images `[n, 3, 32, 32]`, pixels in the backend's own dtype.
+    pub fn images(split: &ImageSplit, device: &B::Device) -> Self {
+        let n = split.len();
+        debug_assert_eq!(split.pixels.len(), n * IMAGE_BYTES);
+        let dtype = <B::FloatElem as Element>::dtype();
+        let pixels = TensorData::new(split.pixels.clone(), [n, 3, 32, 32]).convert_dtype(dtype);
+        let labels: Vec<i64> = split.labels.iter().map(|&l| i64::from(l)).collect();
+        Self {
+            inputs: Inputs::Images(Tensor::from_data(pixels, (device, dtype))),
+            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
+            len: n,
+        }
+    }
+
     /// The rows `indices` of this split.
     pub fn select(&self, indices: &[usize]) -> (Inputs<B>, Tensor<B, 1, Int>) {
         let device = self.labels.device();
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [indices.len()]), &device);
-        let inputs = match &self.inputs {
-            Inputs::OneHot(x) => Inputs::OneHot(x.clone().select(0, idx.clone())),
-            Inputs::Tokens(t) => Inputs::Tokens(t.clone().select(0, idx.clone())),
-        };
-        (inputs, self.labels.clone().select(0, idx))
+        (
+            self.inputs.select(idx.clone()),
+            self.labels.clone().select(0, idx),
+        )
     }
 }
 
@@ -78,6 +92,14 @@ impl<B: Backend> TaskTensors<B> {
         Self {
             train: Split::new(&task.train, task.vocab(), kind, device),
             test: Split::new(&task.test, task.vocab(), kind, device),
+        }
+    }
+
+    /// Uploads both splits of an image dataset.
+    pub fn images(dataset: &ImageDataset, device: &B::Device) -> Self {
+        Self {
+            train: Split::images(&dataset.train, device),
+            test: Split::images(&dataset.test, device),
         }
     }
 

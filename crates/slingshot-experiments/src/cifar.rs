@@ -98,6 +98,56 @@ pub struct ImageDataset {
     pub test: ImageSplit,
 }
 
+/// The error of a file whose length is not a whole, positive number of records.
+fn check_length(path: &Path, len: u64) -> Result<usize, ExperimentError> {
+    let record = RECORD_BYTES as u64;
+    if len == 0 || !len.is_multiple_of(record) {
+        return Err(ExperimentError::Dataset {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{len} bytes is not a whole number of {RECORD_BYTES}-byte records (truncated or not a CIFAR-10 binary file)"
+            ),
+        });
+    }
+    Ok((len / record) as usize)
+}
+
+/// Checks, without reading them, that the six files of the distribution are in `dir` with
+/// whole numbers of records and that they hold at least `train_size` training and
+/// `test_size` test images: what a run can know before it starts (labels are checked as the
+/// files are read).
+pub fn check_distribution(
+    dir: &Path,
+    train_size: usize,
+    test_size: usize,
+) -> Result<(), ExperimentError> {
+    let records = |name: &str| {
+        let path = dir.join(name);
+        let meta = std::fs::metadata(&path).map_err(|e| ExperimentError::Dataset {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        check_length(&path, meta.len())
+    };
+    let mut train = 0;
+    for name in TRAIN_FILES {
+        train += records(name)?;
+    }
+    let test = records(TEST_FILE)?;
+    for (size, have, name) in [
+        (train_size, train, TRAIN_FILES[0]),
+        (test_size, test, TEST_FILE),
+    ] {
+        if size > have {
+            return Err(ExperimentError::Dataset {
+                path: dir.join(name),
+                reason: format!("asked for {size} images, the files hold {have}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reads every record of one file, checking its size and labels.
 pub fn read_batch_file(path: &Path) -> Result<ImageSplit, ExperimentError> {
     let bad = |reason: String| ExperimentError::Dataset {
@@ -105,12 +155,7 @@ pub fn read_batch_file(path: &Path) -> Result<ImageSplit, ExperimentError> {
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
-        return Err(bad(format!(
-            "{} bytes is not a whole number of {RECORD_BYTES}-byte records (truncated or not a CIFAR-10 binary file)",
-            bytes.len()
-        )));
-    }
+    check_length(path, bytes.len() as u64)?;
     let n = bytes.len() / RECORD_BYTES;
     let mut split = ImageSplit {
         pixels: Vec::with_capacity(n * IMAGE_BYTES),
@@ -156,6 +201,15 @@ pub fn load_cifar10(
         train,
         test,
     })
+}
+
+/// The images of `task`: a seeded subset of the files in its `data_dir`, or the synthetic
+/// stand-in without one.
+pub fn load(task: &crate::config::ImageTask, seed: u64) -> Result<ImageDataset, ExperimentError> {
+    match &task.data_dir {
+        Some(dir) => load_cifar10(dir, Some(task.train_size), task.test_size, seed),
+        None => Ok(synthetic(task.train_size, task.test_size, seed)),
+    }
 }
 
 /// A seeded choice of `size` images (every image, in file order, with `None`).
@@ -316,6 +370,36 @@ mod tests {
         std::fs::remove_file(dir.join("data_batch_5.bin")).unwrap();
         let err = load_cifar10(&dir, None, 2, 0).unwrap_err().to_string();
         assert!(err.contains("data_batch_5.bin"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_distribution_is_checked_before_reading() {
+        let dir = temp_dir("check");
+        write_distribution(&dir);
+        let (train, test) = (
+            load_cifar10(&dir, None, 1, 0).unwrap().train.len(),
+            read_batch_file(&dir.join(TEST_FILE)).unwrap().len(),
+        );
+        check_distribution(&dir, train, test).unwrap();
+        let err = check_distribution(&dir, train + 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("asked for {} images", train + 1)),
+            "{err}"
+        );
+        let path = dir.join("data_batch_2.bin");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let err = check_distribution(&dir, 1, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("data_batch_2.bin") && err.contains("truncated"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.join(TEST_FILE)).unwrap();
+        let err = check_distribution(&dir, 1, 1).unwrap_err().to_string();
+        assert!(err.contains("test_batch.bin"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -148,10 +148,16 @@ fn parse_head_norm(s: &str) -> Result<HeadNorm, String> {
 impl TrainArgs {
     /// The configuration of the arm `precision` of `experiment`.
     pub fn config(&self, experiment: &str, precision: Precision) -> TrainConfig {
-        let mut c = match self.preset {
+        let base = match self.preset {
             Preset::Paper => TrainConfig::paper(),
             Preset::Demo => TrainConfig::demo(),
         };
+        self.apply(base, experiment, precision)
+    }
+
+    /// `base` with these flags set on it, as the arm `precision` of `experiment`.
+    pub fn apply(&self, base: TrainConfig, experiment: &str, precision: Precision) -> TrainConfig {
+        let mut c = base;
         c.experiment = experiment.into();
         c.arm = self
             .arm_label
@@ -210,6 +216,85 @@ impl TrainArgs {
         self.out
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(experiment))
+    }
+}
+
+/// The flags of the image experiments, on top of [`TrainArgs`] (whose `--preset` picks
+/// [`TrainConfig::cifar_demo`] or [`TrainConfig::cifar_paper`], see
+/// [`crate::image_arms::cifar_preset`]).
+#[derive(Debug, Clone, Args)]
+pub struct CifarArgs {
+    /// Directory of the CIFAR-10 binary distribution (`data_batch_1.bin` .. `data_batch_5.bin`,
+    /// `test_batch.bin`). Without it the runs use a seeded synthetic stand-in and every
+    /// summary says `dataset: "synthetic"`. Nothing is downloaded.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Training images (a seeded subset; the paper preset: 50,000).
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Test images (App. D.2: 1,000).
+    #[arg(long, value_name = "N")]
+    pub test_size: Option<usize>,
+    /// Forward and backward at most this many images at a time, accumulating a step's
+    /// gradient over its batch (one optimizer step per batch, as without chunks).
+    #[arg(long, value_name = "ROWS")]
+    pub grad_chunk: Option<usize>,
+    /// No chunks: the whole batch in one pass (overrides the preset's `--grad-chunk`).
+    #[arg(long, conflicts_with = "grad_chunk")]
+    pub no_grad_chunk: bool,
+    /// Base width of VGG11 and ResNet18 (the paper: 64).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// ViT width (the paper: 256).
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// ViT attention heads (the paper: 8).
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// ViT blocks (the paper: 12).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// ViT patch side (the paper: 4; it must divide 32).
+    #[arg(long)]
+    pub patch: Option<usize>,
+}
+
+impl CifarArgs {
+    /// The configuration of the arm `precision` of `experiment` on images: `base` (the
+    /// preset), then the shared flags, then these.
+    pub fn config(
+        &self,
+        train: &TrainArgs,
+        experiment: &str,
+        base: TrainConfig,
+        precision: Precision,
+    ) -> TrainConfig {
+        let mut c = train.apply(base, experiment, precision);
+        if let Some(images) = c.images.as_mut() {
+            images.data_dir.clone_from(&self.data_dir);
+            if let Some(n) = self.train_size {
+                images.train_size = n;
+            }
+            if let Some(n) = self.test_size {
+                images.test_size = n;
+            }
+        }
+        if self.grad_chunk.is_some() {
+            c.grad_chunk = self.grad_chunk;
+        }
+        if self.no_grad_chunk {
+            c.grad_chunk = None;
+        }
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => {
+                $(if let Some(v) = self.$flag { $field = v; })*
+            };
+        }
+        set!(
+            channels => c.model.channels, d_model => c.model.d_model, heads => c.model.heads,
+            layers => c.model.layers, patch => c.model.patch,
+        );
+        c
     }
 }
 
@@ -318,19 +403,34 @@ pub fn run_single_arm(
     experiment: &str,
     precision: crate::Precision,
 ) -> Result<crate::RunResult, crate::ExperimentError> {
-    let config = train.config(experiment, precision);
+    train_and_draw(
+        &train.config(experiment, precision),
+        &train.out_dir(experiment),
+        &train.options(),
+        &crate::plot::mechanism_panels(),
+    )
+}
+
+/// Validates `config`, trains it into `out/<arm>`, and draws `panels` of it into that
+/// directory's `figure.png`.
+pub fn train_and_draw(
+    config: &TrainConfig,
+    out: &std::path::Path,
+    options: &RunOptions,
+    panels: &[crate::plot::Panel],
+) -> Result<crate::RunResult, crate::ExperimentError> {
     config.validate()?;
-    let dir = crate::RunDir::create(&train.out_dir(experiment).join(&config.arm))?;
-    let result = crate::run(&config, &dir, &train.options())?;
+    let dir = crate::RunDir::create(&out.join(&config.arm))?;
+    let result = crate::run(config, &dir, options)?;
     crate::plot::draw(
         &dir.figure("figure.png"),
-        &format!("{experiment}: {} ({})", config.arm, config.backend),
+        &format!("{}: {} ({})", config.experiment, config.arm, config.backend),
         &[crate::plot::Series {
             label: &config.arm,
             rows: &result.rows,
             spikes: &result.summary.spikes,
         }],
-        &crate::plot::mechanism_panels(),
+        panels,
         3,
     )?;
     Ok(result)

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 mod error;
+pub mod image_arms;
 pub mod metrics;
 pub mod model;
 pub mod output;
@@ -20,7 +21,7 @@ pub mod plot;
 pub mod sharpness;
 pub mod train;
 
-pub use config::{BackendKind, BatchSize, Mitigations, Precision, TrainConfig};
+pub use config::{BackendKind, BatchSize, ImageTask, Mitigations, Precision, TrainConfig};
 pub use error::ExperimentError;
 pub use metrics::{MetricsRow, Summary};
 pub use output::RunDir;

@@ -190,8 +190,12 @@ pub struct Summary {
     pub experiment: String,
     /// The arm within the experiment (`f32`, `f64-loss`, ...).
     pub arm: String,
-    /// `mlp` or `transformer`.
+    /// The network: `mlp`, `transformer`, `vgg11`, `vgg11-bn`, `resnet18` or `vit`.
     pub model: String,
+    /// The image data: `cifar10`, or `synthetic` for the offline stand-in (absent for the
+    /// modular task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
     /// `ndarray` or `cuda`.
     pub backend: String,
     /// `f32`, `f64` or `f64-loss`.

@@ -87,6 +87,23 @@ impl Panel {
         Self::linear("softmax-collapsed fraction", |r| Some(r.collapsed_fraction))
     }
 
+    /// The mean residual mass `epsilon = sum_{k != y} p_k` on a log axis (Fig. 2(b)).
+    pub fn residual_mass() -> Self {
+        Self::log("residual mass epsilon (mean)", |r| {
+            Some(r.mean_residual_mass)
+        })
+        .with_spikes()
+    }
+
+    /// Test accuracy (solid) and train accuracy (dashed) on `[0, 1]`, spikes marked.
+    pub fn accuracy() -> Self {
+        Self {
+            y_range: Some((0.0, 1.0)),
+            ..Self::linear("accuracy (train dashed, test solid)", |r| Some(r.test_acc))
+                .with_spikes()
+        }
+    }
+
     /// `||mu_G||` on a log axis.
     pub fn mu_g_norm() -> Self {
         Self::log("||mu_G|| (feature mean)", |r| Some(r.mu_g_norm))
@@ -102,11 +119,20 @@ pub fn mechanism_panels() -> Vec<Panel> {
         Panel::mu_g_norm(),
         Panel::linear("cos(W_G, mu_G)", |r| Some(r.cos_wg_mug)),
         Panel::linear("mean correct-class logit", |r| Some(r.mean_correct_logit)),
-        Panel {
-            y_range: Some((0.0, 1.0)),
-            ..Panel::linear("accuracy (train dashed, test solid)", |r| Some(r.test_acc))
-                .with_spikes()
-        },
+        Panel::accuracy(),
+    ]
+}
+
+/// The panels of the image experiments: loss with spikes, the residual mass `epsilon` of
+/// Fig. 2(b), collapsed fraction, `||mu_G||`, the classifier norm of Fig. 3(b), accuracy.
+pub fn image_panels() -> Vec<Panel> {
+    vec![
+        Panel::loss(),
+        Panel::residual_mass(),
+        Panel::collapsed_fraction(),
+        Panel::mu_g_norm(),
+        Panel::log("last-layer norm ||W||", |r| Some(r.last_layer_norm)).with_spikes(),
+        Panel::accuracy(),
     ]
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
 use burn_ndarray::NdArray;
@@ -24,7 +24,7 @@ use crate::data::ModularTask;
 use crate::metrics::{
     MetricsRow, MetricsWriter, Summary, UPDATES_FILE, UpdatesWriter, read_metrics, write_json,
 };
-use crate::model::{Inputs, Model};
+use crate::model::{InputSpec, Inputs, Model};
 use crate::output::{RunDir, progress_bar};
 use crate::sharpness::{Start, top_hessian_eigenvalue};
 
@@ -162,7 +162,28 @@ where
     B::InnerBackend: CollapseLossBackend,
 {
     claim_float_dtype::<B::InnerBackend>(device)?;
-    let task = ModularTask::try_new(config.p, config.op, config.train_fraction, config.seed)?;
+    let (data, input, classes) = match &config.images {
+        None => {
+            let task =
+                ModularTask::try_new(config.p, config.op, config.train_fraction, config.seed)?;
+            let input = InputSpec::Tokens {
+                vocab: task.vocab(),
+            };
+            (
+                TaskTensors::<B>::new(&task, config.model.kind, device),
+                input,
+                task.classes(),
+            )
+        }
+        Some(images) => {
+            let dataset = crate::cifar::load(images, config.seed)?;
+            (
+                TaskTensors::<B>::images(&dataset, device),
+                InputSpec::Images,
+                crate::cifar::CLASSES,
+            )
+        }
+    };
     let mut model: Model<B> = {
         // burn's generator is global: hold it from seeding to the last parameter drawn, so
         // that runs on other threads cannot interleave their draws with ours.
@@ -170,7 +191,7 @@ where
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         B::seed(device, config.seed);
-        let model = config.model.init(task.vocab(), task.classes(), device);
+        let model = config.model.init_for(input, classes, device);
         // burn draws parameters lazily, at first use: draw them all now, under the lock.
         model.visit(&mut Materialize);
         model
@@ -182,7 +203,6 @@ where
         .try_init()?;
     let mut optim: Optim<B> = SwitchOptimizer::new(adam, SgdConfig::new().init());
     let losses = Losses::<B>::new(config, device)?;
-    let data = TaskTensors::<B>::new(&task, config.model.kind, device);
     let mut detector = SpikeDetector::try_new(config.spikes)?;
 
     let mut rows: Vec<MetricsRow> = Vec::new();
@@ -247,25 +267,8 @@ where
                 .as_ref()
                 .is_some_and(|r| r.contains(&taken));
         let (inputs, labels) = data.batch(config.batch, config.seed, step);
-        let mut out = model.forward(inputs);
-        out.logits = clamp_logits(config, out.logits);
         let loss_fn = if log { &losses.stats } else { &losses.plain };
-        let ce = loss_fn.try_forward(out.logits.clone(), labels.clone())?;
-        let mut loss = ce.loss.clone();
-        if config.mitigations.mu_loss > 0.0 {
-            loss = loss + mu_loss(model.classifier(), config.mitigations.mu_loss);
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        // The logged diagnostics describe the batch the step was computed on.
-        let before = log.then(|| PreStep {
-            loss: ce.loss.inner(),
-            collapse: ce.stats.expect("stats are on for logged steps").summary(),
-            features: out.features.inner(),
-            logits: out.logits.inner(),
-            labels: labels.inner(),
-            weight: model.classifier().weight.val().inner(),
-            bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
-        });
+        let (grads, before) = batch_gradients(&model, inputs, labels, loss_fn, config, log)?;
         let lr = match config.mitigations.switch_to_gd {
             Some(gd) if optim.is_switched() => gd.lr,
             _ => learning_rate(config, step),
@@ -384,6 +387,107 @@ fn claim_float_dtype<B: Backend>(device: &B::Device) -> Result<(), ExperimentErr
     }
 }
 
+/// The row ranges a batch of `n` rows goes through the network in: chunks of at most
+/// `config.grad_chunk` rows (one chunk without it).
+fn chunks(config: &TrainConfig, n: usize) -> Vec<std::ops::Range<usize>> {
+    let size = config.grad_chunk.unwrap_or(n).clamp(1, n.max(1));
+    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
+}
+
+/// A step's gradients, and on logged steps what `measure` needs.
+type StepGradients<B> = (
+    GradientsParams,
+    Option<PreStep<<B as AutodiffBackend>::InnerBackend>>,
+);
+
+/// One step's gradient of the batch's mean loss, and on logged steps what `measure` needs.
+/// In chunks (`config.grad_chunk`), each chunk's mean loss is weighted by its share of the
+/// batch and the gradients accumulate, so the step equals the unchunked one up to summation
+/// order (tested in `tests/image_harness.rs`).
+fn batch_gradients<B>(
+    model: &Model<B>,
+    inputs: Inputs<B>,
+    labels: Tensor<B, 1, Int>,
+    loss_fn: &CollapseAwareCrossEntropy<B>,
+    config: &TrainConfig,
+    log: bool,
+) -> Result<StepGradients<B>, ExperimentError>
+where
+    B: AutodiffBackend + CollapseLossBackend,
+{
+    let n = labels.dims()[0];
+    let ranges = chunks(config, n);
+    let whole = ranges.len() == 1;
+    let mut accumulator = GradientsAccumulator::<Model<B>>::new();
+    let mut single = None;
+    let mut parts = Vec::new();
+    for (i, range) in ranges.into_iter().enumerate() {
+        let rows = range.len();
+        let (x, y) = if whole {
+            (inputs.clone(), labels.clone())
+        } else {
+            (
+                inputs.rows_in(range.clone()),
+                labels.clone().narrow(0, range.start, rows),
+            )
+        };
+        let mut out = model.forward(x);
+        out.logits = clamp_logits(config, out.logits);
+        let ce = loss_fn.try_forward(out.logits.clone(), y)?;
+        let weighted = if whole {
+            ce.loss.clone()
+        } else {
+            ce.loss.clone().mul_scalar(rows as f64 / n as f64)
+        };
+        let mut loss = weighted.clone();
+        if i == 0 && config.mitigations.mu_loss > 0.0 {
+            loss = loss + mu_loss(model.classifier(), config.mitigations.mu_loss);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        if log {
+            let collapse = ce.stats.expect("stats are on for logged steps").summary();
+            parts.push((
+                weighted.inner(),
+                (collapse, rows),
+                out.features.inner(),
+                out.logits.inner(),
+            ));
+        }
+        if whole {
+            single = Some(grads);
+        } else {
+            accumulator.accumulate(model, grads);
+        }
+    }
+    let grads = single.unwrap_or_else(|| accumulator.grads());
+    if !log {
+        return Ok((grads, None));
+    }
+    let mut losses = Vec::new();
+    let mut collapse = Vec::new();
+    let mut features = Vec::new();
+    let mut logits = Vec::new();
+    for (l, c, f, z) in parts {
+        losses.push(l);
+        collapse.push(c);
+        features.push(f);
+        logits.push(z);
+    }
+    // The logged diagnostics describe the batch the step was computed on.
+    Ok((
+        grads,
+        Some(PreStep {
+            loss: Tensor::cat(losses, 0).sum(),
+            collapse: slingshot_loss::CollapseSummary::merge(&collapse),
+            features: Tensor::cat(features, 0),
+            logits: Tensor::cat(logits, 0),
+            labels: labels.inner(),
+            weight: model.classifier().weight.val().inner(),
+            bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
+        }),
+    ))
+}
+
 /// What a logged step's measurements need from before the optimizer step.
 struct PreStep<B: Backend> {
     loss: Tensor<B, 1>,
@@ -480,30 +584,54 @@ fn data_inner<B: AutodiffBackend>(
     let inputs = match &split.inputs {
         Inputs::OneHot(x) => Inputs::OneHot(x.clone().inner()),
         Inputs::Tokens(t) => Inputs::Tokens(t.clone().inner()),
+        Inputs::Images(x) => Inputs::Images(x.clone().inner()),
     };
     (inputs, split.labels.clone().inner())
 }
 
-/// Loss and accuracy of `model` on one split, read back together.
+/// Loss and accuracy of `model` on one split, read back together; in chunks of
+/// `config.grad_chunk` rows, so that evaluating 50,000 images fits where training does.
 fn evaluate<B: Backend + CollapseLossBackend>(
     model: &Model<B>,
     (inputs, labels): &(Inputs<B>, Tensor<B, 1, Int>),
     loss: &CollapseAwareCrossEntropy<B>,
     config: &TrainConfig,
 ) -> Result<(f64, f64), ExperimentError> {
-    let logits = clamp_logits(config, model.forward(inputs.clone()).logits);
-    let [n, _] = logits.dims();
-    let correct = logits
-        .clone()
-        .argmax(1)
-        .reshape([n])
-        .equal(labels.clone())
-        .int()
-        .sum();
-    let value = loss.try_forward(logits, labels.clone())?.loss;
+    let n = labels.dims()[0];
+    let ranges = chunks(config, n);
+    let whole = ranges.len() == 1;
+    let mut values = Vec::new();
+    let mut counts = Vec::new();
+    for range in ranges {
+        let rows = range.len();
+        let (x, y) = if whole {
+            (inputs.clone(), labels.clone())
+        } else {
+            (
+                inputs.rows_in(range.clone()),
+                labels.clone().narrow(0, range.start, rows),
+            )
+        };
+        let logits = clamp_logits(config, model.forward(x).logits);
+        counts.push(
+            logits
+                .clone()
+                .argmax(1)
+                .reshape([rows])
+                .equal(y.clone())
+                .int()
+                .sum(),
+        );
+        let value = loss.try_forward(logits, y)?.loss;
+        values.push(if whole {
+            value
+        } else {
+            value.mul_scalar(rows as f64 / n as f64)
+        });
+    }
     let data = Transaction::default()
-        .register(value)
-        .register(correct)
+        .register(Tensor::cat(values, 0).sum())
+        .register(Tensor::cat(counts, 0).sum())
         .execute();
     let value = data[0].iter::<f64>().next().unwrap_or(f64::NAN);
     let correct: i64 = data[1].iter::<i64>().next().unwrap_or(0).elem();
@@ -525,10 +653,8 @@ pub fn summarize(
     Summary {
         experiment: config.experiment.clone(),
         arm: config.arm.clone(),
-        model: match config.model.kind {
-            crate::model::ModelKind::Mlp => "mlp".into(),
-            crate::model::ModelKind::Transformer => "transformer".into(),
-        },
+        model: config.model.kind.name().into(),
+        dataset: config.images.as_ref().map(|i| i.dataset_name().into()),
         backend: config.backend.to_string(),
         precision: config.precision.to_string(),
         steps,

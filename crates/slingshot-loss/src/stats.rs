@@ -46,6 +46,36 @@ pub struct CollapseSummary {
     pub mean_logit: f64,
 }
 
+impl CollapseSummary {
+    /// The summary of a batch from those of its disjoint parts and their row counts: means
+    /// and fractions weighted by rows, the extremes of the extremes. Parts with no rows are
+    /// ignored; with no rows at all every field is NaN.
+    pub fn merge(parts: &[(CollapseSummary, usize)]) -> CollapseSummary {
+        let rows: usize = parts.iter().map(|&(_, n)| n).sum();
+        let parts = parts.iter().filter(|&&(_, n)| n > 0);
+        let mean = |f: fn(&CollapseSummary) -> f64| {
+            parts.clone().map(|(s, n)| f(s) * *n as f64).sum::<f64>() / rows as f64
+        };
+        let fold = |f: fn(&CollapseSummary) -> f64, pick: fn(f64, f64) -> f64| {
+            parts
+                .clone()
+                .map(|(s, _)| f(s))
+                .reduce(pick)
+                .unwrap_or(f64::NAN)
+        };
+        CollapseSummary {
+            collapsed_fraction: mean(|s| s.collapsed_fraction),
+            zero_loss_fraction: mean(|s| s.zero_loss_fraction),
+            mean_residual_mass: mean(|s| s.mean_residual_mass),
+            max_residual_mass: fold(|s| s.max_residual_mass, f64::max),
+            min_margin: fold(|s| s.min_margin, f64::min),
+            mean_margin: mean(|s| s.mean_margin),
+            mean_log_sum_exp: mean(|s| s.mean_log_sum_exp),
+            mean_logit: mean(|s| s.mean_logit),
+        }
+    }
+}
+
 impl<B: Backend> CollapseStats<B> {
     /// Reads the batch statistics back to the host: one device read.
     pub fn summary(&self) -> CollapseSummary {

@@ -7,7 +7,8 @@ use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
 use common::{Ad32, U32, per_row, run};
 use slingshot_loss::{
-    CollapseAwareCrossEntropyConfig, LossError, LossPrecision, Normalizer, Reduction,
+    CollapseAwareCrossEntropyConfig, CollapseSummary, LossError, LossPrecision, Normalizer,
+    Reduction,
 };
 
 #[test]
@@ -162,6 +163,52 @@ fn statistics_describe_the_batch() {
         s.max_residual_mass
     );
     assert!((s.mean_logit - 23.0 / 9.0).abs() < 1e-6);
+}
+
+#[test]
+fn merged_chunk_statistics_equal_the_whole_batchs() {
+    // Five rows with every kind of margin, split 2 + 3 as a chunked step splits its batch.
+    let logits = [
+        20.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 40.0, -3.0, 1.0, 0.5, 0.25, -7.0,
+    ];
+    let labels = [0, 0, 0, 0, 1];
+    let whole = run::<Ad32>(&per_row(), &logits, 3, &labels)
+        .summary
+        .unwrap();
+    let first = run::<Ad32>(&per_row(), &logits[..6], 3, &labels[..2])
+        .summary
+        .unwrap();
+    let second = run::<Ad32>(&per_row(), &logits[6..], 3, &labels[2..])
+        .summary
+        .unwrap();
+    let merged = CollapseSummary::merge(&[(first, 2), (second, 3), (first, 0)]);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    for (name, m, w) in [
+        (
+            "collapsed",
+            merged.collapsed_fraction,
+            whole.collapsed_fraction,
+        ),
+        (
+            "zero loss",
+            merged.zero_loss_fraction,
+            whole.zero_loss_fraction,
+        ),
+        (
+            "mean eps",
+            merged.mean_residual_mass,
+            whole.mean_residual_mass,
+        ),
+        ("max eps", merged.max_residual_mass, whole.max_residual_mass),
+        ("min margin", merged.min_margin, whole.min_margin),
+        ("mean margin", merged.mean_margin, whole.mean_margin),
+        ("mean lse", merged.mean_log_sum_exp, whole.mean_log_sum_exp),
+        ("mean logit", merged.mean_logit, whole.mean_logit),
+    ] {
+        assert!(close(m, w), "{name}: merged {m} vs whole {w}");
+    }
+    assert!(close(merged.collapsed_fraction, 0.4));
+    assert!(CollapseSummary::merge(&[]).mean_logit.is_nan());
 }
 
 fn loss32() -> slingshot_loss::CollapseAwareCrossEntropy<NdArray> {

@@ -1,13 +1,19 @@
-//! The models of the modular-arithmetic experiments, exposing their penultimate features and
-//! classifier for the diagnostics.
+//! The models of the modular-arithmetic and image experiments, exposing their penultimate
+//! features and classifier for the diagnostics.
 
 mod head;
 mod mlp;
+mod resnet;
 mod transformer;
+mod vgg;
+mod vit;
 
 pub use head::Head;
 pub use mlp::Mlp;
+pub use resnet::{BasicBlock, ResNet};
 pub use transformer::{Block, Transformer};
+pub use vgg::{ConvUnit, Vgg};
+pub use vit::{Vit, VitBlock};
 
 use burn::module::Module;
 use burn::nn::Linear;
@@ -26,6 +32,56 @@ pub enum ModelKind {
     Mlp,
     /// Decoder-only transformer on the token ids.
     Transformer,
+    /// VGG11 with a single linear classifier (images).
+    Vgg11,
+    /// VGG11 with BatchNorm after each convolution (images).
+    #[serde(rename = "vgg11-bn")]
+    #[value(name = "vgg11-bn")]
+    Vgg11Bn,
+    /// ResNet18 for 32x32 images.
+    Resnet18,
+    /// Vision Transformer with 4x4 patches (images).
+    Vit,
+}
+
+impl ModelKind {
+    /// The name in `summary.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Transformer => "transformer",
+            ModelKind::Vgg11 => "vgg11",
+            ModelKind::Vgg11Bn => "vgg11-bn",
+            ModelKind::Resnet18 => "resnet18",
+            ModelKind::Vit => "vit",
+        }
+    }
+
+    /// Whether the network reads only images.
+    pub fn images_only(self) -> bool {
+        matches!(
+            self,
+            ModelKind::Vgg11 | ModelKind::Vgg11Bn | ModelKind::Resnet18 | ModelKind::Vit
+        )
+    }
+
+    /// Whether the backbone holds BatchNorm layers, whose batch statistics make a step depend
+    /// on how the batch is split and whose running statistics move on every training pass.
+    pub fn has_batch_norm(self) -> bool {
+        matches!(self, ModelKind::Vgg11Bn | ModelKind::Resnet18)
+    }
+}
+
+/// What the network reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSpec {
+    /// The modular task's four tokens from a vocabulary of this size.
+    Tokens {
+        /// Vocabulary size.
+        vocab: usize,
+    },
+    /// 3 x 32 x 32 images.
+    Images,
 }
 
 /// The architecture, as written to `config.json`.
@@ -51,6 +107,20 @@ pub struct ModelConfig {
     pub head_norm: HeadNorm,
     /// Forward the classifier with `W - W_G`.
     pub centered: bool,
+    /// Base width of VGG11 and ResNet18 (the paper: 64; the features are `8 x` this).
+    #[serde(default = "default_channels")]
+    pub channels: usize,
+    /// ViT patch side (the paper: 4; it must divide 32).
+    #[serde(default = "default_patch")]
+    pub patch: usize,
+}
+
+fn default_channels() -> usize {
+    64
+}
+
+fn default_patch() -> usize {
+    4
 }
 
 impl ModelConfig {
@@ -67,6 +137,20 @@ impl ModelConfig {
             classifier_bias: true,
             head_norm: HeadNorm::None,
             centered: false,
+            channels: default_channels(),
+            patch: default_patch(),
+        }
+    }
+
+    /// App. D.2's image networks: the 6-layer MLP of width 512, VGG11 and ResNet18 of base
+    /// width 64, and the ViT of width 256 with 12 blocks of 8 heads on 4x4 patches.
+    pub fn paper_image(kind: ModelKind) -> Self {
+        Self {
+            kind,
+            d_model: 256,
+            heads: 8,
+            layers: 12,
+            ..Self::paper_mlp()
         }
     }
 
@@ -97,21 +181,78 @@ impl ModelConfig {
                     self.d_model, self.heads, self.layers
                 ))
             }
+            ModelKind::Vgg11 | ModelKind::Vgg11Bn | ModelKind::Resnet18 if self.channels == 0 => {
+                bad("channels must be at least 1".into())
+            }
+            ModelKind::Vit
+                if self.d_model == 0
+                    || self.heads == 0
+                    || self.layers == 0
+                    || !self.d_model.is_multiple_of(self.heads)
+                    || self.patch == 0
+                    || !32usize.is_multiple_of(self.patch) =>
+            {
+                bad(format!(
+                    "ViT d_model {} must be a positive multiple of heads {}, with at least one layer ({}) and a patch ({}) that divides 32",
+                    self.d_model, self.heads, self.layers, self.patch
+                ))
+            }
             _ => Ok(()),
         }
     }
 
-    /// The model for a task with `vocab` tokens and `classes` answers.
+    /// Whether the network can read `input` (the transformer reads tokens, the image networks
+    /// images, the MLP either).
+    pub fn reads(&self, input: InputSpec) -> bool {
+        match input {
+            InputSpec::Tokens { .. } => !self.kind.images_only(),
+            InputSpec::Images => self.kind != ModelKind::Transformer,
+        }
+    }
+
+    /// The model for the modular task with `vocab` tokens and `classes` answers.
     pub fn init<B: Backend>(&self, vocab: usize, classes: usize, device: &B::Device) -> Model<B> {
-        let (mlp, transformer, d_features) = match self.kind {
-            ModelKind::Mlp => (
-                Some(Mlp::new(4 * vocab, self.width, self.depth, true, device)),
-                None,
-                self.width,
+        self.init_for(InputSpec::Tokens { vocab }, classes, device)
+    }
+
+    /// The model for `input` and `classes` answers. Panics if the network cannot read `input`
+    /// (see [`ModelConfig::reads`]).
+    pub fn init_for<B: Backend>(
+        &self,
+        input: InputSpec,
+        classes: usize,
+        device: &B::Device,
+    ) -> Model<B> {
+        assert!(self.reads(input), "{:?} cannot read {input:?}", self.kind);
+        let mut model = Model {
+            mlp: None,
+            transformer: None,
+            vgg: None,
+            resnet: None,
+            vit: None,
+            head: Head::new(
+                1,
+                classes,
+                self.head_norm,
+                self.classifier_bias,
+                self.centered,
+                device,
             ),
-            ModelKind::Transformer => (
-                None,
-                Some(Transformer::new(
+        };
+        let d_features = match self.kind {
+            ModelKind::Mlp => {
+                let d_input = match input {
+                    InputSpec::Tokens { vocab } => 4 * vocab,
+                    InputSpec::Images => crate::cifar::IMAGE_BYTES,
+                };
+                model.mlp = Some(Mlp::new(d_input, self.width, self.depth, true, device));
+                self.width
+            }
+            ModelKind::Transformer => {
+                let InputSpec::Tokens { vocab } = input else {
+                    unreachable!("checked by reads()")
+                };
+                model.transformer = Some(Transformer::new(
                     vocab,
                     4,
                     self.d_model,
@@ -119,22 +260,38 @@ impl ModelConfig {
                     self.layers,
                     self.layer_norm,
                     device,
-                )),
-                self.d_model,
-            ),
+                ));
+                self.d_model
+            }
+            ModelKind::Vgg11 | ModelKind::Vgg11Bn => {
+                let bn = self.kind == ModelKind::Vgg11Bn;
+                model.vgg = Some(Vgg::new(self.channels, bn, device));
+                Vgg::<B>::features_dim(self.channels)
+            }
+            ModelKind::Resnet18 => {
+                model.resnet = Some(ResNet::new(self.channels, device));
+                ResNet::<B>::features_dim(self.channels)
+            }
+            ModelKind::Vit => {
+                model.vit = Some(Vit::new(
+                    self.patch,
+                    self.d_model,
+                    self.heads,
+                    self.layers,
+                    device,
+                ));
+                self.d_model
+            }
         };
-        Model {
-            mlp,
-            transformer,
-            head: Head::new(
-                d_features,
-                classes,
-                self.head_norm,
-                self.classifier_bias,
-                self.centered,
-                device,
-            ),
-        }
+        model.head = Head::new(
+            d_features,
+            classes,
+            self.head_norm,
+            self.classifier_bias,
+            self.centered,
+            device,
+        );
+        model
     }
 }
 
@@ -145,6 +302,37 @@ pub enum Inputs<B: Backend> {
     OneHot(Tensor<B, 2>),
     /// Token ids `[n, 4]` (transformer).
     Tokens(Tensor<B, 2, Int>),
+    /// Images `[n, 3, 32, 32]` with pixels in `[0, 1]`.
+    Images(Tensor<B, 4>),
+}
+
+impl<B: Backend> Inputs<B> {
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Inputs::OneHot(x) => x.dims()[0],
+            Inputs::Tokens(t) => t.dims()[0],
+            Inputs::Images(x) => x.dims()[0],
+        }
+    }
+
+    /// The rows `range`.
+    pub fn rows_in(&self, range: std::ops::Range<usize>) -> Self {
+        match self {
+            Inputs::OneHot(x) => Inputs::OneHot(x.clone().narrow(0, range.start, range.len())),
+            Inputs::Tokens(t) => Inputs::Tokens(t.clone().narrow(0, range.start, range.len())),
+            Inputs::Images(x) => Inputs::Images(x.clone().narrow(0, range.start, range.len())),
+        }
+    }
+
+    /// The rows at `indices`.
+    pub fn select(&self, indices: Tensor<B, 1, Int>) -> Self {
+        match self {
+            Inputs::OneHot(x) => Inputs::OneHot(x.clone().select(0, indices)),
+            Inputs::Tokens(t) => Inputs::Tokens(t.clone().select(0, indices)),
+            Inputs::Images(x) => Inputs::Images(x.clone().select(0, indices)),
+        }
+    }
 }
 
 /// What one forward pass returns.
@@ -163,6 +351,12 @@ pub struct Model<B: Backend> {
     pub mlp: Option<Mlp<B>>,
     /// Present for [`ModelKind::Transformer`].
     pub transformer: Option<Transformer<B>>,
+    /// Present for [`ModelKind::Vgg11`] and [`ModelKind::Vgg11Bn`].
+    pub vgg: Option<Vgg<B>>,
+    /// Present for [`ModelKind::Resnet18`].
+    pub resnet: Option<ResNet<B>>,
+    /// Present for [`ModelKind::Vit`].
+    pub vit: Option<Vit<B>>,
     /// The classifier.
     pub head: Head<B>,
 }
@@ -170,10 +364,26 @@ pub struct Model<B: Backend> {
 impl<B: Backend> Model<B> {
     /// Features and logits of a batch.
     pub fn forward(&self, inputs: Inputs<B>) -> ModelOutput<B> {
-        let features = match (inputs, &self.mlp, &self.transformer) {
-            (Inputs::OneHot(x), Some(mlp), _) => mlp.features(x),
-            (Inputs::Tokens(t), _, Some(tr)) => tr.features(t),
-            _ => panic!("inputs of the wrong kind for this model"),
+        let features = match (inputs, &self.mlp) {
+            (Inputs::OneHot(x), Some(mlp)) => mlp.features(x),
+            (Inputs::Images(x), Some(mlp)) => mlp.features(x.flatten(1, 3)),
+            (Inputs::Tokens(t), _) => self
+                .transformer
+                .as_ref()
+                .expect("token inputs for a model that does not read tokens")
+                .features(t),
+            (Inputs::Images(x), None) => {
+                if let Some(vgg) = &self.vgg {
+                    vgg.features(x)
+                } else if let Some(resnet) = &self.resnet {
+                    resnet.features(x)
+                } else if let Some(vit) = &self.vit {
+                    vit.features(x)
+                } else {
+                    panic!("images for a model that reads tokens")
+                }
+            }
+            (Inputs::OneHot(_), None) => panic!("one-hot inputs for a model without an MLP"),
         };
         let (features, logits) = self.head.forward(features);
         ModelOutput { features, logits }
@@ -182,14 +392,5 @@ impl<B: Backend> Model<B> {
     /// The linear classifier (weight `[d, classes]`).
     pub fn classifier(&self) -> &Linear<B> {
         self.head.linear()
-    }
-
-    /// The kind of inputs this model reads.
-    pub fn kind(&self) -> ModelKind {
-        if self.mlp.is_some() {
-            ModelKind::Mlp
-        } else {
-            ModelKind::Transformer
-        }
     }
 }

@@ -1,0 +1,193 @@
+//! The multi-arm driver of the CIFAR-10 binaries (`cifar-architectures`, `cifar-mitigations`,
+//! `cifar-dataset-size`, `cifar-minibatch`): every arm's flags are parsed and validated before
+//! the first step, each arm trains in its own child process, and the parent draws the combined
+//! figure and writes `table.csv`.
+
+use std::path::Path;
+
+use clap::{Args, Parser};
+use serde::Serialize;
+
+use crate::cli::{
+    ArmSpec, CifarArgs, Preset, TrainArgs, args_without, print_table, run_arms, series,
+};
+use crate::config::TrainConfig;
+use crate::model::ModelKind;
+use crate::plot::{self, Panel};
+use crate::{ExperimentError, Precision, RunDir, RunResult};
+
+/// The flags every image binary shares.
+#[derive(Debug, Clone, Args)]
+pub struct ImageExperimentArgs {
+    /// Training flags (`--preset demo` is the CPU preset, `--preset paper` App. D Table 3).
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Data and network flags.
+    #[command(flatten)]
+    pub cifar: CifarArgs,
+    /// Only these arms (comma-separated labels; see `--list`).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Print the arms and their flags, then exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Internal: the precision of a child's single arm.
+    #[arg(long, value_enum, hide = true, default_value = "f32")]
+    pub arms: Precision,
+    /// Internal: run one arm and skip the combined outputs.
+    #[arg(long, hide = true)]
+    pub child: bool,
+}
+
+/// One image experiment: its name (the output directory under `runs/`), the network its arms
+/// use unless `--model` says otherwise, its arms and its figure's panels.
+#[derive(Debug, Clone)]
+pub struct ImageExperiment {
+    /// Binary and experiment name.
+    pub name: &'static str,
+    /// The network without `--model`.
+    pub default_model: ModelKind,
+    /// Every arm.
+    pub arms: Vec<ArmSpec>,
+    /// The panels of every figure.
+    pub panels: Vec<Panel>,
+    /// The starting configuration for a network and `--preset` (most experiments:
+    /// [`cifar_preset`]).
+    pub preset: fn(ModelKind, Preset) -> TrainConfig,
+}
+
+/// [`TrainConfig::cifar_demo`] or [`TrainConfig::cifar_paper`].
+pub fn cifar_preset(kind: ModelKind, preset: Preset) -> TrainConfig {
+    match preset {
+        Preset::Demo => TrainConfig::cifar_demo(kind),
+        Preset::Paper => TrainConfig::cifar_paper(kind),
+    }
+}
+
+impl ImageExperiment {
+    /// The configuration `args` ask for: the preset of `--model` (or the default network),
+    /// then the flags.
+    pub fn config(&self, args: &ImageExperimentArgs) -> TrainConfig {
+        let kind = args.train.model.unwrap_or(self.default_model);
+        let base = (self.preset)(kind, args.train.preset);
+        args.cifar.config(&args.train, self.name, base, args.arms)
+    }
+}
+
+/// A row of `table.csv`: one arm's outcome.
+#[derive(Debug, Clone, Serialize)]
+struct TableRow<'a> {
+    arm: &'a str,
+    model: &'a str,
+    dataset: &'a str,
+    steps: u64,
+    n_spikes: usize,
+    first_spike: Option<u64>,
+    first_sc_step: Option<u64>,
+    max_collapsed_fraction: f64,
+    max_mu_g_norm: f64,
+    final_train_acc: f64,
+    final_test_acc: f64,
+    wall_seconds: f64,
+}
+
+/// Runs the binary whose command line is `C` (it flattens [`ImageExperimentArgs`], reached
+/// through `common`): a child trains its one arm; the parent checks every selected arm, runs
+/// them, and returns their results after writing `figure.png` and `table.csv` into the
+/// output directory (nothing for `--list`).
+pub fn run_image_experiment<C: Parser>(
+    cli: &C,
+    common: fn(&C) -> &ImageExperimentArgs,
+    experiment: &ImageExperiment,
+) -> Result<Vec<RunResult>, ExperimentError> {
+    let args = common(cli);
+    let out = args.train.out_dir(experiment.name);
+    if args.child {
+        let config = experiment.config(args);
+        let result =
+            crate::cli::train_and_draw(&config, &out, &args.train.options(), &experiment.panels)?;
+        return Ok(vec![result]);
+    }
+    if args.list {
+        for arm in &experiment.arms {
+            println!("{:<20} {}", arm.label, arm.flags.join(" "));
+        }
+        return Ok(Vec::new());
+    }
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|l| !experiment.arms.iter().any(|a| &a.label == *l))
+    {
+        return Err(ExperimentError::InvalidConfig(format!(
+            "unknown arm {unknown:?}; `--list` shows them"
+        )));
+    }
+    let arms: Vec<ArmSpec> = experiment
+        .arms
+        .iter()
+        .filter(|a| args.only.is_empty() || args.only.contains(&a.label))
+        .cloned()
+        .collect();
+    // Every arm's command line is parsed and its configuration checked before any training.
+    let shared = args_without("--arms");
+    for arm in &arms {
+        let line = std::iter::once(experiment.name.into())
+            .chain(shared.iter().cloned())
+            .chain(arm.flags.iter().map(Into::into))
+            .chain(["--arm-label".into(), arm.label.clone().into()]);
+        let parsed = C::try_parse_from(line).map_err(|e| {
+            ExperimentError::InvalidConfig(format!(
+                "arm {}: {}",
+                arm.label,
+                e.render().to_string().trim()
+            ))
+        })?;
+        experiment
+            .config(common(&parsed))
+            .validate()
+            .map_err(|e| ExperimentError::InvalidConfig(format!("arm {}: {e}", arm.label)))?;
+    }
+    let root = RunDir::create(&out)?;
+    let results = run_arms(&arms, &out)?;
+    let figure = root.figure("figure.png");
+    plot::draw(
+        &figure,
+        experiment.name,
+        &series(&results),
+        &experiment.panels,
+        3,
+    )?;
+    println!("wrote {}", figure.display());
+    write_table(&root.root().join("table.csv"), &results)?;
+    print_table(&results);
+    Ok(results)
+}
+
+/// Writes `table.csv`: each arm's spikes, collapse and accuracies.
+fn write_table(path: &Path, results: &[RunResult]) -> Result<(), ExperimentError> {
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut w = csv::Writer::from_path(path).map_err(|e| err(&e))?;
+    for r in results {
+        let s = &r.summary;
+        w.serialize(TableRow {
+            arm: &s.arm,
+            model: &s.model,
+            dataset: s.dataset.as_deref().unwrap_or("modular"),
+            steps: s.steps,
+            n_spikes: s.n_spikes,
+            first_spike: s.spikes.first().copied(),
+            first_sc_step: s.first_sc_step,
+            max_collapsed_fraction: s.max_collapsed_fraction,
+            max_mu_g_norm: s.max_mu_g_norm,
+            final_train_acc: s.final_train_acc,
+            final_test_acc: s.final_test_acc,
+            wall_seconds: s.wall_seconds,
+        })
+        .map_err(|e| err(&e))?;
+    }
+    w.flush().map_err(|e| err(&e))
+}
