@@ -371,7 +371,7 @@ fn cifar_mitigations_dataset_size_and_minibatch_write_their_arms() {
     // Sizes beyond --train-size's 8 come from --sizes.
     let run = Command::new(env!("CARGO_BIN_EXE_cifar-dataset-size"))
         .args(&TINY_IMAGES[2..])
-        .args(["--sizes", "6,12", "--out"])
+        .args(["--sizes", "6,12", "--precision", "f64-loss", "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -383,6 +383,7 @@ fn cifar_mitigations_dataset_size_and_minibatch_write_their_arms() {
         )
         .unwrap();
         assert_eq!(config["images"]["train_size"], n);
+        assert_eq!(config["precision"], "f64-loss");
     }
 
     let out = temp("cifar-mb");

@@ -8,9 +8,7 @@ use std::path::Path;
 use clap::{Args, Parser};
 use serde::Serialize;
 
-use crate::cli::{
-    ArmSpec, CifarArgs, Preset, TrainArgs, args_without, print_table, run_arms, series,
-};
+use crate::cli::{ArmSpec, CifarArgs, Preset, TrainArgs, print_table, run_arms, series};
 use crate::config::TrainConfig;
 use crate::model::ModelKind;
 use crate::plot::{self, Panel};
@@ -31,9 +29,10 @@ pub struct ImageExperimentArgs {
     /// Print the arms and their flags, then exit.
     #[arg(long)]
     pub list: bool,
-    /// Internal: the precision of a child's single arm.
-    #[arg(long, value_enum, hide = true, default_value = "f32")]
-    pub arms: Precision,
+    /// Precision of every arm: `f32`, `f64-loss` (the loss upcast to f64) or `f64`. Each arm
+    /// runs in its own process, so any precision works.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
     /// Internal: run one arm and skip the combined outputs.
     #[arg(long, hide = true)]
     pub child: bool,
@@ -70,7 +69,8 @@ impl ImageExperiment {
     pub fn config(&self, args: &ImageExperimentArgs) -> TrainConfig {
         let kind = args.train.model.unwrap_or(self.default_model);
         let base = (self.preset)(kind, args.train.preset);
-        args.cifar.config(&args.train, self.name, base, args.arms)
+        args.cifar
+            .config(&args.train, self.name, base, args.precision)
     }
 }
 
@@ -130,7 +130,7 @@ pub fn run_image_experiment<C: Parser>(
         .cloned()
         .collect();
     // Every arm's command line is parsed and its configuration checked before any training.
-    let shared = args_without("--arms");
+    let shared: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     for arm in &arms {
         let line = std::iter::once(experiment.name.into())
             .chain(shared.iter().cloned())

@@ -1,5 +1,5 @@
 //! App. A.1.1: full-batch Adam on CIFAR-10 subsets of N images, N in {200, 2000, 20000, 50000}
-//! with `--preset paper` (the CPU preset: {64, 256, 1024} synthetic images), to show that the
+//! with `--preset paper` (the CPU preset: {32, 64, 256} synthetic images), to show that the
 //! spikes do not depend on the dataset size.
 //!
 //! `cargo run -p slingshot-examples --bin cifar-dataset-size -- --sizes 100,400` picks the
@@ -30,7 +30,7 @@ struct Cli {
 /// App. A.1.1's sizes.
 const PAPER_SIZES: [usize; 4] = [200, 2_000, 20_000, 50_000];
 /// The CPU preset's sizes.
-const DEMO_SIZES: [usize; 3] = [64, 256, 1_024];
+const DEMO_SIZES: [usize; 3] = [32, 64, 256];
 
 fn main() -> ExitCode {
     exit_code(run(&Cli::parse()))
