@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 mod error;
+pub mod lm;
 pub mod metrics;
 pub mod model;
 pub mod output;
