@@ -446,13 +446,18 @@ fn draw_xy_panel(area: &Area<'_>, panel: &XyPanel<'_>) -> Result<(), Box<dyn std
         chart
             .configure_mesh()
             .x_desc(panel.x_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .draw()?;
         xy_lines(&mut chart, panel, &lines)?;
     } else {
         let pad = 0.05 * (y_hi - y_lo);
         let mut chart = builder.build_cartesian_2d(x_lo..x_hi, y_lo - pad..y_hi + pad)?;
-        chart.configure_mesh().x_desc(panel.x_label).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
         xy_lines(&mut chart, panel, &lines)?;
     }
     Ok(())

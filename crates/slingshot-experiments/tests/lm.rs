@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use slingshot_experiments::RunDir;
-use slingshot_experiments::lm::{GptConfig, LmConfig, LmRow, LmRunOptions, run};
+use slingshot_experiments::lm::{GptConfig, LmConfig, LmRow, run};
+use slingshot_experiments::{RunDir, RunOptions};
 
 fn temp(name: &str) -> PathBuf {
     // Inside target/, so that runs do not accumulate in the system temp directory.
@@ -28,10 +28,10 @@ fn tiny(steps: u64) -> LmConfig {
     }
 }
 
-fn quiet() -> LmRunOptions {
-    LmRunOptions {
+fn quiet() -> RunOptions {
+    RunOptions {
         quiet: true,
-        ..LmRunOptions::default()
+        ..RunOptions::default()
     }
 }
 
@@ -122,7 +122,7 @@ fn numbers(rows: &[LmRow]) -> Vec<String> {
 fn a_run_stopped_and_resumed_equals_an_uninterrupted_one() {
     let root = temp("resume");
     let config = tiny(30);
-    let options = LmRunOptions {
+    let options = RunOptions {
         checkpoint_every: Some(10),
         ..quiet()
     };
@@ -134,7 +134,7 @@ fn a_run_stopped_and_resumed_equals_an_uninterrupted_one() {
     .unwrap();
 
     let dir = RunDir::create(&root.join("parts")).unwrap();
-    let killed = LmRunOptions {
+    let killed = RunOptions {
         stop_after: Some(17),
         ..options.clone()
     };
@@ -144,7 +144,7 @@ fn a_run_stopped_and_resumed_equals_an_uninterrupted_one() {
     let resumed = run(
         &config,
         &dir,
-        &LmRunOptions {
+        &RunOptions {
             resume: true,
             ..options.clone()
         },
@@ -168,7 +168,7 @@ fn a_run_stopped_and_resumed_equals_an_uninterrupted_one() {
     let err = run(
         &other,
         &dir,
-        &LmRunOptions {
+        &RunOptions {
             resume: true,
             ..options
         },

@@ -102,27 +102,6 @@ pub fn read_state(dir: &Path) -> Result<(PathBuf, LmCheckpointState), Experiment
     Ok((found, state))
 }
 
-/// Loads the checkpoint in `dir` into `model` and `optimizer`.
-pub fn load<B, M, O>(
-    dir: &Path,
-    model: M,
-    optimizer: O,
-    device: &B::Device,
-) -> Result<(M, O), ExperimentError>
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B>,
-    O: Optimizer<M, B>,
-{
-    let resume_err = |e: &dyn std::fmt::Display| ExperimentError::Resume {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let model = model
-        .load_file(dir.join("model"), &recorder(), device)
-        .map_err(|e| resume_err(&e))?;
-    let record = recorder()
-        .load(dir.join("optimizer"), device)
-        .map_err(|e| resume_err(&e))?;
-    Ok((model, optimizer.load_record(record)))
-}
+/// Loads the model and optimizer of a checkpoint: the modular harness's loader, which does not
+/// depend on the state's type.
+pub use crate::checkpoint::load;

@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{LmArm, LmConfig, LmPreset, TokenizerKind};
 use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens, read_rows};
-use super::train::{LmRunOptions, LmRunResult, prepare, run};
+use super::train::{LmRunResult, prepare, run};
 use crate::ExperimentError;
-use crate::RunDir;
 use crate::cli::{args_without, run_child};
 use crate::config::BackendKind;
 use crate::metrics::write_json;
 use crate::plot::{XyPanel, XySeries, draw_xy};
+use crate::{RunDir, RunOptions};
 
 /// The flags of one language-model experiment; unset flags keep the preset's value.
 #[derive(Debug, Clone, Args)]
@@ -143,12 +143,12 @@ impl LmArgs {
     }
 
     /// How to run.
-    pub fn options(&self) -> LmRunOptions {
-        LmRunOptions {
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
             quiet: self.quiet,
             checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
             resume: self.resume,
-            stop_after: None,
+            ..RunOptions::default()
         }
     }
 

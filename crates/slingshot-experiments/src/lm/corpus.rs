@@ -3,8 +3,8 @@
 //! The default is the text of the two licence files that ship at the root of this
 //! repository, `LICENSE-APACHE` (the Apache License 2.0, whose text may be copied verbatim)
 //! and `LICENSE-MIT`, compiled into the binary so that the default run works offline and from
-//! any directory. Legal text is full of fixed phrases ("the License", "Licensor"), so a small
-//! model predicts parts of it perfectly: the highly predictable contexts of §4.3.
+//! any directory. Legal text is full of fixed phrases ("the License", "Licensor"): the kind of
+//! highly predictable context §4.3 finds in softmax collapse.
 
 use std::path::{Path, PathBuf};
 

@@ -26,4 +26,4 @@ pub use corpus::Corpus;
 pub use metrics::{LmRow, LmSummary, TopToken};
 pub use model::Gpt;
 pub use tokenizer::Tokenizer;
-pub use train::{LmRunOptions, LmRunResult, run};
+pub use train::{LmRunResult, run};

@@ -32,21 +32,8 @@ use crate::ExperimentError;
 use crate::config::BackendKind;
 use crate::metrics::write_json;
 use crate::output::{RunDir, progress_bar};
+use crate::train::RunOptions;
 use crate::train::{INIT_RNG, Materialize, claim_float_dtype};
-
-/// How to run (not part of the numbers, so not in the config).
-#[derive(Debug, Clone, Default)]
-pub struct LmRunOptions {
-    /// No progress bar.
-    pub quiet: bool,
-    /// Write a checkpoint every this many steps (and at the end).
-    pub checkpoint_every: Option<u64>,
-    /// Continue from the checkpoint in the output directory.
-    pub resume: bool,
-    /// Stop (as if killed) after this many steps, leaving the last checkpoint: for tests of
-    /// `--resume`.
-    pub stop_after: Option<u64>,
-}
 
 /// What a finished run returns.
 #[derive(Debug, Clone)]
@@ -83,15 +70,21 @@ pub fn prepare(config: &LmConfig) -> Result<Prepared, ExperimentError> {
     })
 }
 
-/// Validates `config` and the corpus, then trains on the backend and dtype of its arm,
+/// Validates `config` and the corpus, then trains (with `options`' progress bar, checkpoints,
+/// resume and stop; `record_updates` is refused) on the backend and dtype of its arm,
 /// writing `config.json`, `metrics.csv`, `summary.json` and `top-collapsed-tokens.txt` into
 /// `dir`.
 pub fn run(
     config: &LmConfig,
     dir: &RunDir,
-    options: &LmRunOptions,
+    options: &RunOptions,
 ) -> Result<LmRunResult, ExperimentError> {
     config.validate()?;
+    if options.record_updates.is_some() {
+        return Err(ExperimentError::InvalidConfig(
+            "recording classifier updates is an option of the modular harness only".into(),
+        ));
+    }
     let data = prepare(config)?;
     match (config.backend, config.arm) {
         (BackendKind::Ndarray, LmArm::Bf16) => {
@@ -141,7 +134,7 @@ fn train<B>(
     config: &LmConfig,
     data: &Prepared,
     dir: &RunDir,
-    options: &LmRunOptions,
+    options: &RunOptions,
     device: &B::Device,
 ) -> Result<LmRunResult, ExperimentError>
 where
