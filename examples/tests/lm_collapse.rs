@@ -162,6 +162,37 @@ fn a_tiny_run_writes_every_output_of_every_cpu_arm() {
 }
 
 #[test]
+fn a_bpe_run_trains_its_tokenizer_on_the_corpus_and_resumes() {
+    let out = temp("bpe");
+    let flags = [
+        &TINY[..],
+        &[
+            "--tokenizer",
+            "bpe:320",
+            "--arms",
+            "f32",
+            "--checkpoint-every",
+            "20",
+        ],
+    ]
+    .concat();
+    assert_ok(&lm(&flags, &out));
+    let s = json(&out.join("f32/summary.json"));
+    assert_eq!(s["tokenizer"], "bpe:320");
+    let vocab = s["vocab_size"].as_u64().unwrap();
+    assert!((258..=320).contains(&vocab), "{vocab}");
+    // Merged tokens: fewer tokens than the corpus's bytes.
+    assert!(s["corpus_tokens"].as_u64().unwrap() < s["corpus_bytes"].as_u64().unwrap());
+    let before = std::fs::read_to_string(out.join("f32/metrics.csv")).unwrap();
+    // Resuming a finished run continues from its last checkpoint: nothing left, nothing lost.
+    assert_ok(&lm(&[&flags[..], &["--resume"]].concat(), &out));
+    assert_eq!(
+        std::fs::read_to_string(out.join("f32/metrics.csv")).unwrap(),
+        before
+    );
+}
+
+#[test]
 fn bad_flags_and_corpora_fail_before_anything_is_written() {
     let root = temp("bad");
     std::fs::create_dir_all(&root).unwrap();
