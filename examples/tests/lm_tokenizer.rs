@@ -43,8 +43,11 @@ proptest! {
         let t = bpe();
         let tokens = t.encode(&text);
         prop_assert_eq!(t.decode(&tokens), text.as_bytes());
-        // The merges apply: fewer tokens than bytes once there is text.
-        prop_assert!(text.is_empty() || tokens.len() < text.len());
+        // Never more tokens than bytes, and the frequent words are merged.
+        prop_assert!(tokens.len() <= text.len());
+        if text.contains(" example") {
+            prop_assert!(tokens.len() < text.len());
+        }
     }
 }
 
