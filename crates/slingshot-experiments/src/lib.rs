@@ -14,6 +14,7 @@ pub mod config;
 pub mod data;
 mod error;
 pub mod image_arms;
+pub mod lm;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -381,3 +381,135 @@ pub fn draw_histograms(
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// One line of [`draw_xy`]: a legend label and its `(x, y)` points.
+#[derive(Debug, Clone)]
+pub struct XySeries<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// The points; non-finite ones (and, on a log axis, non-positive ones) are skipped.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One panel of [`draw_xy`].
+#[derive(Debug, Clone)]
+pub struct XyPanel<'a> {
+    /// Panel title.
+    pub title: &'a str,
+    /// The x axis's label.
+    pub x_label: &'a str,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+    /// One line per series.
+    pub series: Vec<XySeries<'a>>,
+}
+
+/// Draws panels of plain `(x, y)` lines in a grid of `columns` into the PNG `path`: the
+/// generic sibling of [`draw`], for runs whose rows are not [`MetricsRow`]s.
+pub fn draw_xy(
+    path: &Path,
+    title: &str,
+    panels: &[XyPanel<'_>],
+    columns: usize,
+) -> Result<(), ExperimentError> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let columns = columns.max(1);
+    let rows_of_panels = panels.len().div_ceil(columns).max(1);
+    let (width, height) = (520 * columns as u32, 360 * rows_of_panels as u32 + 40);
+    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 24))
+        .map_err(|e| err(&e))?;
+    let areas = root.split_evenly((rows_of_panels, columns));
+    for (panel, area) in panels.iter().zip(areas.iter()) {
+        draw_xy_panel(area, panel).map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+fn draw_xy_panel(area: &Area<'_>, panel: &XyPanel<'_>) -> Result<(), Box<dyn std::error::Error>> {
+    let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!panel.log_y || y > 0.0);
+    let lines: Vec<Vec<(f64, f64)>> = panel
+        .series
+        .iter()
+        .map(|s| s.points.iter().copied().filter(usable).collect())
+        .collect();
+    let all = || lines.iter().flatten();
+    let bounds = |f: fn(&(f64, f64)) -> f64| {
+        all()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
+    };
+    let (mut x_lo, mut x_hi) = bounds(|p| p.0);
+    let (mut y_lo, mut y_hi) = bounds(|p| p.1);
+    if !x_lo.is_finite() {
+        (x_lo, x_hi) = (0.0, 1.0);
+        (y_lo, y_hi) = if panel.log_y { (1e-8, 1.0) } else { (0.0, 1.0) };
+    }
+    if x_hi <= x_lo {
+        x_hi = x_lo + 1.0;
+    }
+    if y_hi <= y_lo {
+        y_hi = if panel.log_y { y_lo * 10.0 } else { y_lo + 1.0 };
+    }
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(64);
+    if panel.log_y {
+        let mut chart =
+            builder.build_cartesian_2d(x_lo..x_hi, (y_lo * 0.8..y_hi * 1.25).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()?;
+        xy_lines(&mut chart, panel, &lines)?;
+    } else {
+        let pad = 0.05 * (y_hi - y_lo);
+        let mut chart = builder.build_cartesian_2d(x_lo..x_hi, y_lo - pad..y_hi + pad)?;
+        chart
+            .configure_mesh()
+            .x_desc(panel.x_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        xy_lines(&mut chart, panel, &lines)?;
+    }
+    Ok(())
+}
+
+fn xy_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    panel: &XyPanel<'_>,
+    lines: &[Vec<(f64, f64)>],
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (s, pts)) in panel.series.iter().zip(lines).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    Ok(())
+}

@@ -39,7 +39,7 @@ type Optim<B> = SwitchOptimizer<
 const SHARPNESS_ITERATIONS: usize = 20;
 
 /// Touches every float parameter, which makes burn draw the lazily initialized ones.
-struct Materialize;
+pub(crate) struct Materialize;
 
 impl<B: Backend> ModuleVisitor<B> for Materialize {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
@@ -48,7 +48,7 @@ impl<B: Backend> ModuleVisitor<B> for Materialize {
 }
 
 /// Serializes seeding and initialization across threads.
-static INIT_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static INIT_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How to run (not part of the numbers, so not in the config).
 #[derive(Debug, Clone, Default)]
@@ -370,7 +370,7 @@ where
 /// there, and layers create their parameters in it: after an f32 run, an "f64" model on the
 /// same device would silently be f32. Claim the dtype, and refuse if another run already
 /// claimed a different one (the binaries run each precision in its own process).
-fn claim_float_dtype<B: Backend>(device: &B::Device) -> Result<(), ExperimentError> {
+pub(crate) fn claim_float_dtype<B: Backend>(device: &B::Device) -> Result<(), ExperimentError> {
     let want = <B::FloatElem as burn::tensor::Element>::dtype();
     let int = <B::IntElem as burn::tensor::Element>::dtype();
     // Fails harmlessly when the device is already initialized; the check below decides.

@@ -1,0 +1,369 @@
+//! The flags of `lm-collapse`, and the parent side of a multi-arm run: every arm validated
+//! and the corpus checked before any training, each arm trained in its own child process (burn
+//! keeps one default float dtype per device and process, and the bf16 arm needs its own), then
+//! the combined figures, tally and summary.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use super::config::{LmArm, LmConfig, LmPreset, TokenizerKind};
+use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens, read_rows};
+use super::train::{LmRunResult, prepare, run};
+use crate::ExperimentError;
+use crate::cli::{args_without, run_child};
+use crate::config::BackendKind;
+use crate::metrics::write_json;
+use crate::plot::{XyPanel, XySeries, draw_xy};
+use crate::{RunDir, RunOptions};
+
+/// The flags of one language-model experiment; unset flags keep the preset's value.
+#[derive(Debug, Clone, Args)]
+pub struct LmArgs {
+    /// Starting configuration.
+    #[arg(long, value_enum, default_value = "tiny")]
+    pub preset: LmPreset,
+    /// The arms, comma-separated: f32, f64-loss, bf16 (cuda only), centered. Default: every
+    /// arm the backend can run (the others are listed as skipped in summary.json).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub arms: Vec<LmArm>,
+    /// Training text: a UTF-8 file or a directory of them (default: the built-in corpus).
+    #[arg(long, value_name = "PATH")]
+    pub corpus: Option<PathBuf>,
+    /// `byte` or `bpe:VOCAB` (BPE trained on the corpus).
+    #[arg(long)]
+    pub tokenizer: Option<TokenizerKind>,
+    /// Optimizer steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Windows per step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Tokens per window.
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Residual width.
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// Blocks.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// SwiGLU hidden width.
+    #[arg(long)]
+    pub ffn_hidden: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Floor of the cosine decay.
+    #[arg(long)]
+    pub min_lr: Option<f64>,
+    /// Linear warm-up steps.
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Gradient clipping threshold.
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Seed of the initialization and the batches.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: BackendKind,
+    /// Log (read statistics back) every this many steps.
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Write a checkpoint every this many steps (0: never).
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: u64,
+    /// Continue each arm from its checkpoint in `--out` (the flags must match the first run).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar (it is also off when stdout is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Output directory (default `runs/lm-collapse`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Internal: run the single arm `--arms` names, in this process.
+    #[arg(long, hide = true)]
+    pub child: bool,
+}
+
+/// The experiment's name.
+pub const EXPERIMENT: &str = "lm-collapse";
+
+/// An arm left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedArm {
+    /// The arm.
+    pub arm: String,
+    /// Why it did not run.
+    pub reason: String,
+}
+
+/// The top-level `summary.json` of a multi-arm run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmReport {
+    /// Each arm's summary, in the order run.
+    pub arms: Vec<LmSummary>,
+    /// Arms not run on this backend.
+    pub skipped_arms: Vec<SkippedArm>,
+    /// Fig. 13's comparison: whether the f64-loss arm ended with a higher mean logit than the
+    /// f32 arm (absent unless both ran).
+    pub f64_loss_higher_final_mean_logit: Option<bool>,
+}
+
+impl LmArgs {
+    /// The configuration of `arm`.
+    pub fn config(&self, arm: LmArm) -> LmConfig {
+        let mut c = LmConfig::preset(self.preset);
+        c.experiment = EXPERIMENT.into();
+        c.arm = arm;
+        c.backend = self.backend;
+        if self.corpus.is_some() {
+            c.corpus = self.corpus.clone();
+        }
+        macro_rules! set {
+            ($($flag:ident => $field:expr),* $(,)?) => {
+                $(if let Some(v) = self.$flag { $field = v; })*
+            };
+        }
+        set!(
+            tokenizer => c.tokenizer, steps => c.steps, batch => c.batch, seq_len => c.seq_len,
+            d_model => c.model.d_model, layers => c.model.n_layers, heads => c.model.n_heads,
+            ffn_hidden => c.model.ffn_hidden, lr => c.lr, min_lr => c.min_lr,
+            warmup => c.warmup, grad_clip => c.grad_clip, seed => c.seed,
+            log_every => c.log_every,
+        );
+        c
+    }
+
+    /// How to run.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            quiet: self.quiet,
+            checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
+            resume: self.resume,
+            ..RunOptions::default()
+        }
+    }
+
+    /// `--out`, or `runs/lm-collapse`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(EXPERIMENT))
+    }
+
+    /// The arms to run and the ones skipped: `--arms` as given (an arm the backend cannot run
+    /// is then an error, from validation), or every arm the backend runs.
+    pub fn arms(&self) -> (Vec<LmArm>, Vec<SkippedArm>) {
+        if !self.arms.is_empty() {
+            return (self.arms.clone(), Vec::new());
+        }
+        let (run, skip): (Vec<LmArm>, Vec<LmArm>) =
+            LmArm::ALL.iter().partition(|a| a.runs_on(self.backend));
+        let skipped = skip
+            .into_iter()
+            .map(|a| SkippedArm {
+                arm: a.to_string(),
+                reason: format!(
+                    "needs --backend cuda (a bf16 model); this run used {}",
+                    self.backend
+                ),
+            })
+            .collect();
+        (run, skipped)
+    }
+}
+
+/// Runs `lm-collapse`: the single arm of a child, or every arm and the combined outputs.
+pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
+    if args.child {
+        let arm = *args.arms.first().ok_or_else(|| {
+            ExperimentError::InvalidConfig("--child needs the arm in --arms".into())
+        })?;
+        return run_single_arm(args, arm).map(|_| ());
+    }
+    let (arms, skipped) = args.arms();
+    if arms.is_empty() {
+        return Err(ExperimentError::InvalidConfig("no arm to run".into()));
+    }
+    // Every flag, the corpus and the output directory are checked before the first step.
+    let configs: Vec<LmConfig> = arms.iter().map(|&a| args.config(a)).collect();
+    for c in &configs {
+        c.validate()?;
+    }
+    prepare(&configs[0])?;
+    let out = args.out_dir();
+    let root = RunDir::create(&out)?;
+    write_json(&root.config(), &configs)?;
+    let base = args_without("--arms");
+    let mut results = Vec::new();
+    for arm in &arms {
+        let label = arm.to_string();
+        run_child(&base, &["--arms", &label, "--child"])?;
+        results.push(read_arm(&RunDir::create(&out.join(&label))?)?);
+    }
+    let report = report(&results, skipped);
+    write_json(&root.summary(), &report)?;
+    let tally: String = results
+        .iter()
+        .map(|r| format_top_tokens(&r.summary.arm, &r.summary.top_collapsed_tokens))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = root.root().join(TOP_TOKENS_FILE);
+    std::fs::write(&path, tally).map_err(|e| ExperimentError::Write {
+        path,
+        reason: e.to_string(),
+    })?;
+    draw_figures(root.root(), &results)?;
+    print_report(&report);
+    println!(
+        "\nwrote {} (figures, tally, summary) and one directory per arm",
+        out.display()
+    );
+    Ok(())
+}
+
+/// The child side: trains one arm into `out/<arm>` and draws its own figure.
+pub fn run_single_arm(args: &LmArgs, arm: LmArm) -> Result<LmRunResult, ExperimentError> {
+    let config = args.config(arm);
+    config.validate()?;
+    let dir = RunDir::create(&args.out_dir().join(arm.to_string()))?;
+    let result = run(&config, &dir, &args.options())?;
+    let label = arm.to_string();
+    draw_xy(
+        &dir.figure("figure.png"),
+        &format!("{EXPERIMENT}: {label} ({})", config.backend),
+        &panels(std::slice::from_ref(&result)),
+        2,
+    )?;
+    Ok(result)
+}
+
+/// An arm's outputs read back from its directory.
+pub fn read_arm(dir: &RunDir) -> Result<LmRunResult, ExperimentError> {
+    let rows: Vec<LmRow> = read_rows(&dir.metrics())?;
+    let path = dir.summary();
+    let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Write {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let summary = serde_json::from_str(&text).map_err(|e| ExperimentError::Write {
+        path,
+        reason: e.to_string(),
+    })?;
+    Ok(LmRunResult { summary, rows })
+}
+
+/// The top-level summary of the arms' results.
+pub fn report(results: &[LmRunResult], skipped_arms: Vec<SkippedArm>) -> LmReport {
+    let final_mean = |arm: &str| {
+        results
+            .iter()
+            .find(|r| r.summary.arm == arm)
+            .map(|r| r.summary.final_mean_logit)
+    };
+    LmReport {
+        arms: results.iter().map(|r| r.summary.clone()).collect(),
+        skipped_arms,
+        f64_loss_higher_final_mean_logit: final_mean("f64-loss")
+            .zip(final_mean("f32"))
+            .map(|(f64_loss, f32)| f64_loss > f32),
+    }
+}
+
+fn series(results: &[LmRunResult], value: fn(&LmRow) -> f64) -> Vec<XySeries<'_>> {
+    results
+        .iter()
+        .map(|r| XySeries {
+            label: &r.summary.arm,
+            points: r
+                .rows
+                .iter()
+                .map(|row| (row.step as f64, value(row)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The panels of an arm's (or the arms') figure.
+fn panels(results: &[LmRunResult]) -> Vec<XyPanel<'_>> {
+    let panel = |title, log_y, value| XyPanel {
+        title,
+        x_label: "step",
+        log_y,
+        series: series(results, value),
+    };
+    vec![
+        panel("training loss", true, |r| r.loss),
+        panel("mean logit", false, |r| r.mean_logit),
+        panel("zero-loss (collapsed) token fraction", false, |r| {
+            r.zero_loss_fraction
+        }),
+        panel("||W_G|| (output-embedding mean)", false, |r| r.w_g_norm),
+    ]
+}
+
+/// The three figures of the issue, one quantity each, one line per arm.
+pub fn draw_figures(root: &Path, results: &[LmRunResult]) -> Result<(), ExperimentError> {
+    let all = panels(results);
+    let names = [
+        ("mean-logit.png", 1, "mean logit by arm (Fig. 13)"),
+        (
+            "collapsed-fraction.png",
+            2,
+            "zero-loss token fraction by arm",
+        ),
+        ("w-g-norm.png", 3, "||W_G|| by arm"),
+    ];
+    for (file, index, title) in names {
+        draw_xy(
+            &root.join(file),
+            &format!("{EXPERIMENT}: {title}"),
+            std::slice::from_ref(&all[index]),
+            1,
+        )?;
+    }
+    draw_xy(&root.join("figure.png"), EXPERIMENT, &all, 2)
+}
+
+/// The table `lm-collapse` prints.
+pub fn print_report(report: &LmReport) {
+    println!(
+        "\n{:<10} {:>8} {:>10} {:>11} {:>12} {:>9} {:>10} {:>9}",
+        "arm", "loss", "mean logit", "max zero-%", "zero tokens", "||W_G||", "tokens/s", "params"
+    );
+    for s in &report.arms {
+        println!(
+            "{:<10} {:>8.4} {:>10.3} {:>10.2}% {:>12} {:>9.4} {:>10.0} {:>9}",
+            s.arm,
+            s.final_loss,
+            s.final_mean_logit,
+            100.0 * s.max_zero_loss_fraction,
+            s.total_zero_loss_tokens,
+            s.final_w_g_norm,
+            s.tokens_per_second,
+            s.params
+        );
+    }
+    for s in &report.arms {
+        let top: Vec<String> = s
+            .top_collapsed_tokens
+            .iter()
+            .map(|t| format!("{:?} ({})", t.text, t.count))
+            .collect();
+        println!("top collapsed tokens, {}: {}", s.arm, top.join(", "));
+    }
+    for s in &report.skipped_arms {
+        println!("skipped {}: {}", s.arm, s.reason);
+    }
+    if let Some(higher) = report.f64_loss_higher_final_mean_logit {
+        println!("f64-loss final mean logit higher than f32: {higher}");
+    }
+}

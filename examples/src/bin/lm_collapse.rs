@@ -1,0 +1,25 @@
+//! §4.3, Fig. 13 and App. A.4 of the paper: a small GPT trained with the collapse-aware loss,
+//! counting the tokens whose loss is exactly zero (and which they are), and comparing the
+//! mean logit and `||W_G||` with the loss in f32 or f64, a bf16 model (cuda), and the output
+//! embedding's mean removed in training (the centered head) or at evaluation only.
+//!
+//! `cargo run --release -p slingshot-examples --bin lm-collapse` runs the tiny CPU preset on
+//! the built-in corpus; `--preset paper --backend cuda --corpus DIR` runs App. D Table 4.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use slingshot_experiments::cli::exit_code;
+use slingshot_experiments::lm::cli::{LmArgs, main_run};
+
+/// A small GPT's softmax collapse, top collapsed tokens and logit growth by loss precision.
+#[derive(Debug, Parser)]
+#[command(name = "lm-collapse", version)]
+struct Cli {
+    #[command(flatten)]
+    lm: LmArgs,
+}
+
+fn main() -> ExitCode {
+    exit_code(main_run(&Cli::parse().lm))
+}
