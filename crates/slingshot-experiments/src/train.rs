@@ -184,18 +184,7 @@ where
             )
         }
     };
-    let mut model: Model<B> = {
-        // burn's generator is global: hold it from seeding to the last parameter drawn, so
-        // that runs on other threads cannot interleave their draws with ours.
-        let _guard = INIT_RNG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        B::seed(device, config.seed);
-        let model = config.model.init_for(input, classes, device);
-        // burn draws parameters lazily, at first use: draw them all now, under the lock.
-        model.visit(&mut Materialize);
-        model
-    };
+    let mut model: Model<B> = init_model(&config.model, input, classes, config.seed, device);
     let adam = ProbedAdamConfig::new()
         .with_beta_1(config.beta1 as f32)
         .with_beta_2(config.beta2 as f32)
@@ -366,6 +355,27 @@ where
     Ok(RunResult { summary, rows })
 }
 
+/// The model `run` trains: `config`'s network for `input` and `classes`, its parameters drawn
+/// from burn's generator seeded with `seed`. burn's generator is global: the seeding and every
+/// draw happen under one lock, so that models made on other threads (by this function or by
+/// `run`) cannot interleave their draws with these, and the same seed gives the same model.
+pub fn init_model<B: Backend>(
+    config: &crate::model::ModelConfig,
+    input: InputSpec,
+    classes: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Model<B> {
+    let _guard = INIT_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, seed);
+    let model = config.init_for(input, classes, device);
+    // burn draws parameters lazily, at first use: draw them all now, under the lock.
+    model.visit(&mut Materialize);
+    model
+}
+
 /// burn 0.21 fixes one default float dtype per device and process, at the first tensor made
 /// there, and layers create their parameters in it: after an f32 run, an "f64" model on the
 /// same device would silently be f32. Claim the dtype, and refuse if another run already
@@ -387,11 +397,53 @@ pub(crate) fn claim_float_dtype<B: Backend>(device: &B::Device) -> Result<(), Ex
     }
 }
 
-/// The row ranges a batch of `n` rows goes through the network in: chunks of at most
-/// `config.grad_chunk` rows (one chunk without it).
-fn chunks(config: &TrainConfig, n: usize) -> Vec<std::ops::Range<usize>> {
+/// One chunk of a batch: its rows, and its share of the batch (`None`: the whole batch).
+struct Chunk<B: Backend> {
+    inputs: Inputs<B>,
+    labels: Tensor<B, 1, Int>,
+    rows: usize,
+    share: Option<f64>,
+}
+
+impl<B: Backend> Chunk<B> {
+    /// The chunk's mean `loss` weighted by its share, so that the chunks sum to the batch mean.
+    fn weigh(&self, loss: Tensor<B, 1>) -> Tensor<B, 1> {
+        match self.share {
+            Some(share) => loss.mul_scalar(share),
+            None => loss,
+        }
+    }
+}
+
+/// The chunks of at most `config.grad_chunk` rows a batch goes through the network in (one
+/// chunk, the batch itself, without it).
+fn chunks<B: Backend>(
+    config: &TrainConfig,
+    inputs: &Inputs<B>,
+    labels: &Tensor<B, 1, Int>,
+) -> Vec<Chunk<B>> {
+    let n = labels.dims()[0];
     let size = config.grad_chunk.unwrap_or(n).clamp(1, n.max(1));
-    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
+    if size >= n {
+        return vec![Chunk {
+            inputs: inputs.clone(),
+            labels: labels.clone(),
+            rows: n,
+            share: None,
+        }];
+    }
+    (0..n)
+        .step_by(size)
+        .map(|start| {
+            let range = start..(start + size).min(n);
+            Chunk {
+                inputs: inputs.rows_in(range.clone()),
+                labels: labels.clone().narrow(0, start, range.len()),
+                rows: range.len(),
+                share: Some(range.len() as f64 / n as f64),
+            }
+        })
+        .collect()
 }
 
 /// A step's gradients, and on logged steps what `measure` needs.
@@ -415,30 +467,16 @@ fn batch_gradients<B>(
 where
     B: AutodiffBackend + CollapseLossBackend,
 {
-    let n = labels.dims()[0];
-    let ranges = chunks(config, n);
-    let whole = ranges.len() == 1;
+    let chunks = chunks(config, &inputs, &labels);
+    let whole = chunks.len() == 1;
     let mut accumulator = GradientsAccumulator::<Model<B>>::new();
     let mut single = None;
     let mut parts = Vec::new();
-    for (i, range) in ranges.into_iter().enumerate() {
-        let rows = range.len();
-        let (x, y) = if whole {
-            (inputs.clone(), labels.clone())
-        } else {
-            (
-                inputs.rows_in(range.clone()),
-                labels.clone().narrow(0, range.start, rows),
-            )
-        };
-        let mut out = model.forward(x);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let mut out = model.forward(chunk.inputs.clone());
         out.logits = clamp_logits(config, out.logits);
-        let ce = loss_fn.try_forward(out.logits.clone(), y)?;
-        let weighted = if whole {
-            ce.loss.clone()
-        } else {
-            ce.loss.clone().mul_scalar(rows as f64 / n as f64)
-        };
+        let ce = loss_fn.try_forward(out.logits.clone(), chunk.labels.clone())?;
+        let weighted = chunk.weigh(ce.loss.clone());
         let mut loss = weighted.clone();
         if i == 0 && config.mitigations.mu_loss > 0.0 {
             loss = loss + mu_loss(model.classifier(), config.mitigations.mu_loss);
@@ -448,7 +486,7 @@ where
             let collapse = ce.stats.expect("stats are on for logged steps").summary();
             parts.push((
                 weighted.inner(),
-                (collapse, rows),
+                (collapse, chunk.rows),
                 out.features.inner(),
                 out.logits.inner(),
             ));
@@ -598,36 +636,21 @@ fn evaluate<B: Backend + CollapseLossBackend>(
     config: &TrainConfig,
 ) -> Result<(f64, f64), ExperimentError> {
     let n = labels.dims()[0];
-    let ranges = chunks(config, n);
-    let whole = ranges.len() == 1;
     let mut values = Vec::new();
     let mut counts = Vec::new();
-    for range in ranges {
-        let rows = range.len();
-        let (x, y) = if whole {
-            (inputs.clone(), labels.clone())
-        } else {
-            (
-                inputs.rows_in(range.clone()),
-                labels.clone().narrow(0, range.start, rows),
-            )
-        };
-        let logits = clamp_logits(config, model.forward(x).logits);
+    for chunk in chunks(config, inputs, labels) {
+        let logits = clamp_logits(config, model.forward(chunk.inputs.clone()).logits);
         counts.push(
             logits
                 .clone()
                 .argmax(1)
-                .reshape([rows])
-                .equal(y.clone())
+                .reshape([chunk.rows])
+                .equal(chunk.labels.clone())
                 .int()
                 .sum(),
         );
-        let value = loss.try_forward(logits, y)?.loss;
-        values.push(if whole {
-            value
-        } else {
-            value.mul_scalar(rows as f64 / n as f64)
-        });
+        let value = loss.try_forward(logits, chunk.labels.clone())?.loss;
+        values.push(chunk.weigh(value));
     }
     let data = Transaction::default()
         .register(Tensor::cat(values, 0).sum())

@@ -11,6 +11,8 @@ use slingshot_experiments::{
 
 mod common;
 
+use common::numbers;
+
 /// The tiny configuration at 200 steps.
 fn tiny(precision: Precision) -> TrainConfig {
     common::tiny(precision, 200)
@@ -21,22 +23,6 @@ fn quiet() -> RunOptions {
         quiet: true,
         ..RunOptions::default()
     }
-}
-
-/// Rows without the wall clock, which is the only thing allowed to differ between runs, as
-/// text so that NaN (a diverged run's cosine) compares equal to itself.
-fn numbers(rows: &[MetricsRow]) -> Vec<String> {
-    rows.iter()
-        .map(|r| {
-            format!(
-                "{:?}",
-                MetricsRow {
-                    wall_seconds: 0.0,
-                    ..r.clone()
-                }
-            )
-        })
-        .collect()
 }
 
 /// Runs `config` as if killed after `kill_at` steps, then resumes it to the end.

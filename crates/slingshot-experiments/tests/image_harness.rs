@@ -2,9 +2,14 @@
 //! BatchNorm state, the image networks' sizes, and what the summary says about the data.
 
 use slingshot_experiments::model::{InputSpec, ModelConfig, ModelKind};
+use slingshot_experiments::train::init_model;
 use slingshot_experiments::{
     BatchSize, MetricsRow, Precision, RunDir, RunOptions, RunResult, TrainConfig, run,
 };
+
+mod common;
+
+use common::numbers;
 
 type B = burn_ndarray::NdArray<f32>;
 
@@ -134,20 +139,7 @@ fn a_minibatch_image_run_with_batch_norm_resumes_bit_for_bit() {
         },
     )
     .unwrap();
-    let strip = |rows: &[MetricsRow]| -> Vec<String> {
-        rows.iter()
-            .map(|r| {
-                format!(
-                    "{:?}",
-                    MetricsRow {
-                        wall_seconds: 0.0,
-                        ..r.clone()
-                    }
-                )
-            })
-            .collect()
-    };
-    assert_eq!(strip(&resumed.rows), strip(&whole.rows));
+    assert_eq!(numbers(&resumed.rows), numbers(&whole.rows));
     assert_eq!(whole.summary.model, "vgg11-bn");
     assert_eq!(whole.summary.dataset.as_deref(), Some("synthetic"));
     let text = std::fs::read_to_string(dir.summary()).unwrap();
@@ -157,10 +149,17 @@ fn a_minibatch_image_run_with_batch_norm_resumes_bit_for_bit() {
 #[test]
 fn the_paper_networks_have_the_papers_sizes() {
     let device = Default::default();
+    // Under the harness's initialization lock: other tests train in parallel threads, and
+    // burn's generator is global.
     let count = |kind: ModelKind| {
-        ModelConfig::paper_image(kind)
-            .init_for::<B>(InputSpec::Images, 10, &device)
-            .num_params()
+        init_model::<B>(
+            &ModelConfig::paper_image(kind),
+            InputSpec::Images,
+            10,
+            0,
+            &device,
+        )
+        .num_params()
     };
     use burn::module::Module;
     // 3072 -> 512, four 512 -> 512, 512 -> 10, with biases.
@@ -178,9 +177,11 @@ fn the_paper_networks_have_the_papers_sizes() {
 
 #[test]
 fn image_networks_give_features_of_their_width() {
-    use burn::tensor::{Distribution, Tensor};
     let device = Default::default();
-    let x = Tensor::<B, 4>::random([2, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+    // Synthetic images rather than `Tensor::random`, which would draw from burn's global
+    // generator while other tests initialize their models from it.
+    let images = slingshot_experiments::cifar::synthetic(2, 1, 0);
+    let split = slingshot_experiments::batches::Split::<B>::images(&images.train, &device);
     for (kind, width) in [
         (ModelKind::Mlp, 16),
         (ModelKind::Vgg11, 8),
@@ -189,8 +190,8 @@ fn image_networks_give_features_of_their_width() {
         (ModelKind::Vit, 8),
     ] {
         let config = tiny(kind, 1).model;
-        let model = config.init_for::<B>(InputSpec::Images, 10, &device);
-        let out = model.forward(slingshot_experiments::model::Inputs::Images(x.clone()));
+        let model = init_model::<B>(&config, InputSpec::Images, 10, 0, &device);
+        let out = model.forward(split.inputs.clone());
         assert_eq!(out.features.dims(), [2, width], "{}", kind.name());
         assert_eq!(out.logits.dims(), [2, 10], "{}", kind.name());
         assert!(

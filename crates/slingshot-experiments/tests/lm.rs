@@ -35,14 +35,16 @@ fn quiet() -> RunOptions {
     }
 }
 
-/// The planted text: 8 random capitals or digits, then " example.org", on each line. The
+/// The planted text: 4 random capitals or digits, then " example.org", on each line. The
 /// noise cannot be predicted; everything after it can, and shares no byte with it.
 fn planted_corpus(dir: &Path) -> PathBuf {
     const NOISE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut text = String::new();
     for _ in 0..400 {
-        for _ in 0..8 {
+        // Four noise bytes a line: with eight, whether any token reaches an exactly zero loss
+        // within the test's 800 steps depended on the seed.
+        for _ in 0..4 {
             // xorshift64
             state ^= state << 13;
             state ^= state >> 7;

@@ -12,6 +12,8 @@
 //!   descent at lr 1e5 once the loss is exactly zero).
 //! * [`OrthoGrad`]: Prieto et al.'s perpendicular-gradient transform around any burn optimizer
 //!   ([`orthogonalize`] on one tensor).
+//! * [`clip_grad_norm`]: clipping by the global gradient norm, as PyTorch's
+//!   `clip_grad_norm_` does (burn's own clipping is per parameter).
 //! * [`SpikeDetector`]: online detection of loss spikes (a jump over a running baseline of
 //!   recent low values, above an absolute level) and update spikes (a mean update many times
 //!   the previous step's), with the steps where they start.
@@ -21,6 +23,7 @@
 
 mod adam_rule;
 mod burn_adam;
+mod clip;
 mod config;
 mod erased;
 mod error;
@@ -36,6 +39,7 @@ mod stats;
 mod switch;
 
 pub use burn_adam::{BurnAdamHyper, BurnAdamProbeReport, burn_adam_effective_lr};
+pub use clip::{Clipped, clip_grad_norm, global_grad_norm};
 pub use config::ProbedAdamConfig;
 pub use error::OptimError;
 pub use histogram::{LogBins, UpdateHistogram};

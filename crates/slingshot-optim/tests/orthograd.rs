@@ -1,3 +1,5 @@
+//! The gradient transforms. Global-norm clipping: the norm against an f64 reference, clipped
+//! gradients scaled by PyTorch's coefficient, small ones unchanged to the bit.
 //! OrthoGrad: the transformed gradient is orthogonal to the weights and keeps the gradient's
 //! norm (checked in f64 on the host), the undefined cases leave the gradient alone, and a
 //! wrapped SGD step is `w - lr * g_perp` to the bit.
@@ -8,7 +10,9 @@ use burn::module::Param;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::Tensor;
 use common::{Ad, Inner, Weights, grads_of, host, noise, tensor, weights};
-use slingshot_optim::{OrthoGrad, orthogonalize, orthogonalize_grads};
+use slingshot_optim::{
+    OptimError, OrthoGrad, clip_grad_norm, global_grad_norm, orthogonalize, orthogonalize_grads,
+};
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -123,4 +127,62 @@ fn step_multi_projects_the_summed_gradient() {
     };
     let b = multi.step_multi(0.1, model, grads);
     assert_eq!(host(a.w.val()), host(b.w.val()));
+}
+
+/// Every gradient of the MLP, in module order, on the host.
+fn all_grads(model: &common::Mlp<Ad>, grads: &GradientsParams) -> Vec<Vec<f64>> {
+    let mut out = Vec::new();
+    for id in common::ids(model) {
+        if let Some(g) = grads.get::<Inner, 2>(id) {
+            out.push(host(g));
+        } else if let Some(g) = grads.get::<Inner, 1>(id) {
+            out.push(host(g));
+        }
+    }
+    out
+}
+
+#[test]
+fn global_norm_clipping_scales_every_gradient_by_pytorchs_coefficient() {
+    let model = common::mlp(3);
+    let grads = common::mlp_grads(&model, 0);
+    let before = all_grads(&model, &grads);
+    assert_eq!(before.len(), 4, "two weights and two biases");
+    let reference = before.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
+    let norm = host(global_grad_norm(&model, &grads).unwrap())[0];
+    assert!(
+        (norm - reference).abs() <= 1e-6 * reference,
+        "{norm} vs {reference}"
+    );
+
+    // Clipped to a quarter of the norm: each entry times max / (norm + 1e-6).
+    let max = reference / 4.0;
+    let (clipped, reported) = clip_grad_norm(&model, grads, max).unwrap();
+    assert_eq!(host(reported.unwrap())[0], norm);
+    let after = all_grads(&model, &clipped);
+    let coefficient = max / (reference + 1e-6);
+    for (b, a) in before.iter().flatten().zip(after.iter().flatten()) {
+        assert!((a - b * coefficient).abs() <= 1e-6 * (b * coefficient).abs() + 1e-12);
+    }
+    let clipped_norm = after.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
+    assert!(
+        (clipped_norm - max).abs() <= 1e-5 * max,
+        "{clipped_norm} vs {max}"
+    );
+
+    // Below the limit nothing changes, to the bit.
+    let grads = common::mlp_grads(&model, 0);
+    let (unchanged, _) = clip_grad_norm(&model, grads, 10.0 * reference).unwrap();
+    assert_eq!(all_grads(&model, &unchanged), before);
+
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let grads = common::mlp_grads(&model, 0);
+        assert!(matches!(
+            clip_grad_norm(&model, grads, bad),
+            Err(OptimError::InvalidConfig {
+                name: "max_norm",
+                ..
+            })
+        ));
+    }
 }

@@ -203,7 +203,8 @@ pub struct LmConfig {
     pub beta2: f64,
     /// AdamW's epsilon.
     pub eps: f64,
-    /// Gradient-norm clipping threshold (burn clips each parameter tensor's gradient).
+    /// Clipping threshold of the global gradient norm (`slingshot_optim::clip_grad_norm`, as
+    /// PyTorch's `clip_grad_norm_`).
     pub grad_clip: f64,
     /// Seed of the initialization and the batches.
     pub seed: u64,

@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use burn::backend::Autodiff;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -160,7 +159,6 @@ where
         .with_beta_2(config.beta2 as f32)
         .with_epsilon(config.eps as f32)
         .with_weight_decay(0.0)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip as f32)))
         .init::<B, Gpt<B>>();
     // The loop builds its own targets from the tokenizer's range: skip the per-step check.
     let loss_fn = CollapseAwareCrossEntropyConfig::new()
@@ -245,6 +243,9 @@ where
             )
         });
         let grads = GradientsParams::from_grads(ce.loss.backward(), &model);
+        // Clipping by the global norm, as the paper's PyTorch recipe does (burn's own
+        // clipping is per parameter tensor).
+        let (grads, _) = slingshot_optim::clip_grad_norm(&model, grads, config.grad_clip)?;
         model = optim.step(lr, model, grads);
         if let Some(pending) = pending {
             let counts = std::mem::replace(&mut tally.device, Tensor::zeros([vocab], device));

@@ -1,6 +1,9 @@
-//! The tiny configuration both test binaries train.
+//! What the harness's test binaries share: the tiny configuration and row comparison.
 
-use slingshot_experiments::{BatchSize, Precision, TrainConfig};
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use slingshot_experiments::{BatchSize, MetricsRow, Precision, TrainConfig};
 
 /// Division mod 7, MLP 64 x 2, full batch, lr 3e-2, `steps` steps logged every 10: the f32 arm
 /// reaches softmax collapse within 200 steps.
@@ -17,4 +20,20 @@ pub fn tiny(precision: Precision, steps: u64) -> TrainConfig {
     c.log_every = 10;
     c.batch = BatchSize::Full;
     c
+}
+
+/// Rows without the wall clock, which is the only thing allowed to differ between runs, as
+/// text so that NaN (a diverged run's cosine) compares equal to itself.
+pub fn numbers(rows: &[MetricsRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{:?}",
+                MetricsRow {
+                    wall_seconds: 0.0,
+                    ..r.clone()
+                }
+            )
+        })
+        .collect()
 }
