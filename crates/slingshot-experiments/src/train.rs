@@ -564,8 +564,16 @@ where
     let scalars = Transaction::default()
         .register(before.loss)
         .register(correct)
+        .register(before.logits.max())
         .execute();
     let scalar = |i: usize| scalars[i].iter::<f64>().next().unwrap_or(f64::NAN);
+    // A centered head outputs `h (W - W_G)`, not the stored `W`'s logits, which the NFI
+    // diagnostics describe: report the logits the loss saw.
+    let (mean_logit, max_logit) = if config.model.centered {
+        (collapse.mean_logit, scalar(2))
+    } else {
+        (nfi.mean_logit, nfi.max_logit)
+    };
 
     let eval = model.valid();
     let (_, train_acc) = evaluate(&eval, &data_inner(data, true), &losses.eval, config)?;
@@ -584,8 +592,8 @@ where
         zero_loss_fraction: collapse.zero_loss_fraction,
         mean_residual_mass: collapse.mean_residual_mass,
         min_margin: collapse.min_margin,
-        mean_logit: nfi.mean_logit,
-        max_logit: nfi.max_logit,
+        mean_logit,
+        max_logit,
         mean_correct_logit: scalar(1),
         w_g_norm: nfi.w_g_norm,
         mu_g_norm: nfi.mu_g_norm,

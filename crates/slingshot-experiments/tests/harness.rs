@@ -416,3 +416,31 @@ fn recorded_classifier_updates_agree_with_the_probe() {
     };
     assert!(run(&c, &dir, &resume).is_err());
 }
+
+#[test]
+fn a_centered_head_reports_the_logits_it_outputs() {
+    // `h (W - W_G) + b - mean(b)` sums to zero over the classes of every row, so the mean
+    // logit is zero up to rounding, whatever the stored `W` drifted to.
+    let mut config = common::tiny(Precision::F32, 60);
+    config.model.centered = true;
+    let result = run(
+        &config,
+        &RunDir::create(&temp("centered")).unwrap(),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(result.rows.len(), 6);
+    for r in &result.rows {
+        assert!(
+            r.mean_logit.abs() <= 1e-5 * r.max_logit.abs().max(1.0),
+            "step {}: mean logit {} (max {})",
+            r.step,
+            r.mean_logit,
+            r.max_logit
+        );
+        // The largest logit bounds every correct-class logit, so their mean too.
+        assert!(r.max_logit >= r.mean_correct_logit, "step {}", r.step);
+    }
+    // The stored classifier's mean is not constrained by the centered forward.
+    assert!(result.rows.last().unwrap().w_g_norm > 0.0);
+}
