@@ -397,6 +397,8 @@ mod tests {
             err.contains("data_batch_2.bin") && err.contains("truncated"),
             "{err}"
         );
+        // Whole files again, but no test file.
+        write_distribution(&dir);
         std::fs::remove_file(dir.join(TEST_FILE)).unwrap();
         let err = check_distribution(&dir, 1, 1).unwrap_err().to_string();
         assert!(err.contains("test_batch.bin"), "{err}");
