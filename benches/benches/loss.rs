@@ -17,35 +17,44 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{DType, ElementConversion, Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use slingshot::loss::{CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossPrecision};
+use slingshot::loss::{CollapseAwareCrossEntropyConfig, LossPrecision};
 use slingshot_benches::bench_logits;
 
 /// One arm: burn's own loss (`None`), or a configuration of the collapse-aware loss and whether
 /// to force its portable kernel.
-type Arm = (&'static str, Option<CollapseAwareCrossEntropyConfig>, bool);
+/// `(name, config (None: burn's loss), force the portable kernel, read statistics)`.
+type Arm = (
+    &'static str,
+    Option<CollapseAwareCrossEntropyConfig>,
+    bool,
+    bool,
+);
 
 /// The arms compared on each shape. On ndarray the collapse-aware loss runs its fused host
 /// kernel; the `portable_*` arms force the backend-independent kernel for comparison.
 fn arms() -> Vec<Arm> {
     let base = CollapseAwareCrossEntropyConfig::new;
     vec![
-        ("burn_cross_entropy", None, false),
-        ("stats_on", Some(base()), false),
-        ("stats_off", Some(base().with_stats(false)), false),
+        ("burn_cross_entropy", None, false, false),
+        ("stats_on", Some(base()), false, true),
+        ("stats_off", Some(base()), false, false),
         (
-            "stats_on_unchecked",
-            Some(base().with_check_inputs(false)),
+            "stats_on_checked",
+            Some(base().with_check_inputs(true)),
             false,
+            true,
         ),
         (
             "f64_loss",
             Some(base().with_precision(LossPrecision::F64)),
             false,
+            true,
         ),
-        ("portable_stats_on", Some(base()), true),
+        ("portable_stats_on", Some(base()), true, true),
         (
             "portable_f64_loss",
             Some(base().with_precision(LossPrecision::F64)),
+            true,
             true,
         ),
     ]
@@ -65,9 +74,10 @@ fn inputs<B: AutodiffBackend>(
 
 /// One forward + backward; returns the gradient so that nothing is optimised away. Reading
 /// one element forces asynchronous backends to finish.
-fn step<B: AutodiffBackend + CollapseLossBackend>(
+fn step<B: AutodiffBackend>(
     config: &Option<CollapseAwareCrossEntropyConfig>,
     portable: bool,
+    stats: bool,
     logits: &Tensor<B, 2>,
     targets: &Tensor<B, 1, Int>,
     device: &B::Device,
@@ -84,7 +94,11 @@ fn step<B: AutodiffBackend + CollapseLossBackend>(
             } else {
                 loss
             };
-            loss.forward(z.clone(), targets.clone()).loss
+            if stats {
+                loss.forward_with_stats(z.clone(), targets.clone()).loss
+            } else {
+                loss.forward(z.clone(), targets.clone())
+            }
         }
     };
     let grads = loss.backward();
@@ -92,11 +106,7 @@ fn step<B: AutodiffBackend + CollapseLossBackend>(
     g.slice([0..1, 0..1]).into_scalar().elem::<f32>()
 }
 
-fn bench_backend<B: AutodiffBackend + CollapseLossBackend>(
-    c: &mut Criterion,
-    name: &str,
-    device: B::Device,
-) {
+fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, name: &str, device: B::Device) {
     let small_only = std::env::var_os("SLINGSHOT_BENCH_SMALL").is_some();
     for (n, k) in [(4656usize, 97usize), (8192, 32768)] {
         if small_only && k > 97 {
@@ -108,7 +118,7 @@ fn bench_backend<B: AutodiffBackend + CollapseLossBackend>(
         if k > 97 {
             group.sample_size(10);
         }
-        for (arm, config, portable) in arms() {
+        for (arm, config, portable, stats) in arms() {
             // The large shape keeps to the headline arms: each f64 copy of it is 2 GiB.
             if k > 97
                 && !matches!(
@@ -119,37 +129,40 @@ fn bench_backend<B: AutodiffBackend + CollapseLossBackend>(
                 continue;
             }
             group.bench_function(BenchmarkId::from_parameter(arm), |b| {
-                b.iter(|| step::<B>(&config, portable, &logits, &targets, &device))
+                b.iter(|| step::<B>(&config, portable, stats, &logits, &targets, &device))
             });
         }
         group.finish();
     }
 }
 
-/// The CUDA arms: `(name, config, force the portable kernel)`. Input checks (a host read per
-/// forward) are off except in `fused_stats_on_checked`, so that the arms time the kernels.
+/// The CUDA arms. Input checks (a host read per forward) are off except in
+/// `fused_stats_on_checked`, so that the arms time the kernels.
 #[cfg(feature = "cuda")]
 fn cuda_arms() -> Vec<Arm> {
-    let base = || CollapseAwareCrossEntropyConfig::new().with_check_inputs(false);
+    let base = CollapseAwareCrossEntropyConfig::new;
     vec![
-        ("burn_cross_entropy", None, false),
-        ("portable_stats_on", Some(base()), true),
-        ("fused_stats_on", Some(base()), false),
-        ("fused_stats_off", Some(base().with_stats(false)), false),
+        ("burn_cross_entropy", None, false, false),
+        ("portable_stats_on", Some(base()), true, true),
+        ("fused_stats_on", Some(base()), false, true),
+        ("fused_stats_off", Some(base()), false, false),
         (
             "fused_stats_on_checked",
-            Some(CollapseAwareCrossEntropyConfig::new()),
+            Some(base().with_check_inputs(true)),
             false,
+            true,
         ),
         (
             "fused_f64_loss",
             Some(base().with_precision(LossPrecision::F64)),
             false,
+            true,
         ),
         (
             "fused_zero_sum",
             Some(base().with_zero_sum_projection(true)),
             false,
+            true,
         ),
     ]
 }
@@ -193,13 +206,13 @@ fn cuda(c: &mut Criterion) {
         if k > 97 {
             group.sample_size(10);
         }
-        for (arm, config, portable) in cuda_arms() {
+        for (arm, config, portable, stats) in cuda_arms() {
             let huge = k > 32768;
             if huge && !huge_all && (config.is_none() || portable) {
                 continue;
             }
             group.bench_function(BenchmarkId::from_parameter(arm), |b| {
-                b.iter(|| step::<B>(&config, portable, &logits, &targets, &device))
+                b.iter(|| step::<B>(&config, portable, stats, &logits, &targets, &device))
             });
         }
         group.finish();

@@ -19,7 +19,7 @@ use burn::tensor::Transaction;
 use burn::tensor::backend::AutodiffBackend;
 use burn_ndarray::NdArray;
 use criterion::{Criterion, Throughput, criterion_group};
-use slingshot::loss::{CollapseAwareCrossEntropyConfig, CollapseLossBackend};
+use slingshot::loss::CollapseAwareCrossEntropyConfig;
 use slingshot::optim::ProbedAdamConfig;
 use slingshot_experiments::batches::TaskTensors;
 use slingshot_experiments::data::{ModularTask, Operation};
@@ -30,7 +30,7 @@ const LR: f64 = 1e-3;
 
 fn bench_backend<B>(c: &mut Criterion, name: &str, device: B::Device)
 where
-    B: AutodiffBackend + CollapseLossBackend,
+    B: AutodiffBackend,
 {
     let paper = TrainConfig::paper();
     let task = ModularTask::try_new(paper.p, Operation::Div, paper.train_fraction, 0)
@@ -66,32 +66,29 @@ where
             .try_init()
             .expect("valid Adam settings");
         let plain = CollapseAwareCrossEntropyConfig::new()
-            .with_check_inputs(false)
             .try_init::<B>(&device)
             .expect("a valid loss");
         group.bench_function("slingshot", |b| {
             b.iter(|| {
                 let logits = model.forward(inputs.clone()).logits;
-                let out = plain.try_forward(logits, labels.clone()).expect("valid");
-                let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+                let loss = plain.try_forward(logits, labels.clone()).expect("valid");
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = probed.step(LR, model.clone(), grads);
                 sync(&model);
             })
         });
 
-        let logged = CollapseAwareCrossEntropyConfig::new()
-            .with_check_inputs(false)
-            .with_stats(true)
-            .try_init::<B>(&device)
-            .expect("a valid loss");
+        let logged = plain.clone();
         group.bench_function("slingshot_logged", |b| {
             b.iter(|| {
                 let logits = model.forward(inputs.clone()).logits;
-                let out = logged.try_forward(logits, labels.clone()).expect("valid");
+                let out = logged
+                    .try_forward_with_stats(logits, labels.clone())
+                    .expect("valid");
                 let value = out.loss.clone().inner();
                 let grads = GradientsParams::from_grads(out.loss.backward(), &model);
                 model = probed.step(LR, model.clone(), grads);
-                let summary = out.stats.expect("stats are on").summary();
+                let summary = out.stats.summary();
                 let probe = probed.take_probe().map(|p| p.read());
                 let read = Transaction::default().register(value).execute();
                 std::hint::black_box((summary, probe, read));

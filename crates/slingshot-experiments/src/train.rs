@@ -10,9 +10,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer, Sgd, SgdConf
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
 use burn_ndarray::NdArray;
-use slingshot_loss::{
-    CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, CollapseLossBackend, LossPrecision,
-};
+use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, LossPrecision};
 use slingshot_nn::{NfiDiagnostics, clamp_logit_margin, mu_loss, remove_class_mean};
 use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
 
@@ -117,8 +115,7 @@ pub fn learning_rate(config: &TrainConfig, step: u64) -> f64 {
 /// The losses of a run: with statistics for logged steps, without otherwise, and for
 /// evaluation on the inner backend, and the unprojected loss whose Hessian is measured.
 struct Losses<B: AutodiffBackend> {
-    stats: CollapseAwareCrossEntropy<B>,
-    plain: CollapseAwareCrossEntropy<B>,
+    train: CollapseAwareCrossEntropy<B>,
     eval: CollapseAwareCrossEntropy<B::InnerBackend>,
     hessian: CollapseAwareCrossEntropy<B>,
 }
@@ -129,24 +126,20 @@ impl<B: AutodiffBackend> Losses<B> {
             Precision::F64Loss => LossPrecision::F64,
             Precision::F32 | Precision::F64 => LossPrecision::Native,
         };
-        // The harness builds its own labels, so the per-step input check is skipped.
         let base = CollapseAwareCrossEntropyConfig::new()
             .with_precision(precision)
             .with_zero_sum_projection(config.mitigations.zero_sum)
-            .with_label_smoothing(config.mitigations.label_smoothing)
-            .with_check_inputs(false);
+            .with_smoothing(
+                (config.mitigations.label_smoothing > 0.0)
+                    .then_some(config.mitigations.label_smoothing as f32),
+            );
         Ok(Self {
-            stats: base.clone().with_stats(true).try_init(device)?,
-            plain: base.clone().with_stats(false).try_init(device)?,
+            train: base.clone().try_init(device)?,
             hessian: base
                 .clone()
-                .with_stats(false)
                 .with_zero_sum_projection(false)
                 .try_init(device)?,
-            eval: base
-                .with_stats(false)
-                .with_zero_sum_projection(false)
-                .try_init(device)?,
+            eval: base.with_zero_sum_projection(false).try_init(device)?,
         })
     }
 }
@@ -158,8 +151,7 @@ fn train<B>(
     device: &B::Device,
 ) -> Result<RunResult, ExperimentError>
 where
-    B: AutodiffBackend + CollapseLossBackend,
-    B::InnerBackend: CollapseLossBackend,
+    B: AutodiffBackend,
 {
     claim_float_dtype::<B::InnerBackend>(device)?;
     let (data, input, classes) = match &config.images {
@@ -256,8 +248,7 @@ where
                 .as_ref()
                 .is_some_and(|r| r.contains(&taken));
         let (inputs, labels) = data.batch(config.batch, config.seed, step);
-        let loss_fn = if log { &losses.stats } else { &losses.plain };
-        let (grads, before) = batch_gradients(&model, inputs, labels, loss_fn, config, log)?;
+        let (grads, before) = batch_gradients(&model, inputs, labels, &losses.train, config, log)?;
         let lr = match config.mitigations.switch_to_gd {
             Some(gd) if optim.is_switched() => gd.lr,
             _ => learning_rate(config, step),
@@ -291,7 +282,6 @@ where
                             .hessian
                             .try_forward(logits, labels.clone())
                             .expect("the harness's own labels are valid")
-                            .loss
                     },
                     SHARPNESS_ITERATIONS,
                     None,
@@ -465,7 +455,7 @@ fn batch_gradients<B>(
     log: bool,
 ) -> Result<StepGradients<B>, ExperimentError>
 where
-    B: AutodiffBackend + CollapseLossBackend,
+    B: AutodiffBackend,
 {
     let chunks = chunks(config, &inputs, &labels);
     let whole = chunks.len() == 1;
@@ -475,15 +465,22 @@ where
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut out = model.forward(chunk.inputs.clone());
         out.logits = clamp_logits(config, out.logits);
-        let ce = loss_fn.try_forward(out.logits.clone(), chunk.labels.clone())?;
-        let weighted = chunk.weigh(ce.loss.clone());
+        // Statistics only on logged steps: the loss alone otherwise.
+        let (ce_loss, stats) = if log {
+            let ce = loss_fn.try_forward_with_stats(out.logits.clone(), chunk.labels.clone())?;
+            (ce.loss, Some(ce.stats))
+        } else {
+            let loss = loss_fn.try_forward(out.logits.clone(), chunk.labels.clone())?;
+            (loss, None)
+        };
+        let weighted = chunk.weigh(ce_loss);
         let mut loss = weighted.clone();
         if i == 0 && config.mitigations.mu_loss > 0.0 {
             loss = loss + mu_loss(model.classifier(), config.mitigations.mu_loss);
         }
         let grads = GradientsParams::from_grads(loss.backward(), model);
-        if log {
-            let collapse = ce.stats.expect("stats are on for logged steps").summary();
+        if let Some(stats) = stats {
+            let collapse = stats.summary();
             parts.push((
                 weighted.inner(),
                 (collapse, chunk.rows),
@@ -549,8 +546,7 @@ fn measure<B>(
     config: &TrainConfig,
 ) -> Result<MetricsRow, ExperimentError>
 where
-    B: AutodiffBackend + CollapseLossBackend,
-    B::InnerBackend: CollapseLossBackend,
+    B: AutodiffBackend,
 {
     let [n, _] = before.logits.dims();
     let correct = before
@@ -637,7 +633,7 @@ fn data_inner<B: AutodiffBackend>(
 
 /// Loss and accuracy of `model` on one split, read back together; in chunks of
 /// `config.grad_chunk` rows, so that evaluating 50,000 images fits where training does.
-fn evaluate<B: Backend + CollapseLossBackend>(
+fn evaluate<B: Backend>(
     model: &Model<B>,
     (inputs, labels): &(Inputs<B>, Tensor<B, 1, Int>),
     loss: &CollapseAwareCrossEntropy<B>,
@@ -657,7 +653,7 @@ fn evaluate<B: Backend + CollapseLossBackend>(
                 .int()
                 .sum(),
         );
-        let value = loss.try_forward(logits, chunk.labels.clone())?.loss;
+        let value = loss.try_forward(logits, chunk.labels.clone())?;
         values.push(chunk.weigh(value));
     }
     let data = Transaction::default()

@@ -1,4 +1,7 @@
 //! Configuration of the collapse-aware cross-entropy.
+//!
+//! The first three fields are burn's `CrossEntropyLossConfig`'s, with burn's names and types, so
+//! that moving from burn's loss is a one-line change.
 
 use burn::config::Config;
 use burn::tensor::backend::Backend;
@@ -13,7 +16,8 @@ pub enum LossPrecision {
     /// f32, whatever the logits are (bf16 logits are widened, f64 narrowed).
     F32,
     /// f64 for the loss only, the paper's "float64 loss" arm (Fig. 1(a)); the gradient is the
-    /// f64 value rounded once to the logits' dtype.
+    /// f64 value rounded once to the logits' dtype. Needs a device with f64: ndarray, flex,
+    /// candle and CUDA have it, WGSL (burn-wgpu's default compiler) does not.
     F64,
     /// bfloat16: native where the backend supports it, else emulated by rounding every
     /// intermediate (ndarray).
@@ -32,10 +36,12 @@ pub enum Normalizer {
     StableMax,
 }
 
-/// How per-row losses are combined.
+/// How per-row losses are combined. (Named apart from `burn::nn::loss::Reduction`, which has
+/// no per-row variant, so that both can be imported.)
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum Reduction {
-    /// Average over rows (PyTorch's default).
+pub enum LossReduction {
+    /// Average over rows (PyTorch's and burn's default). With class `weights`, the weighted
+    /// mean `sum_i w_i l_i / sum_i w_i`.
     Mean,
     /// Sum over rows.
     Sum,
@@ -43,19 +49,26 @@ pub enum Reduction {
     None,
 }
 
-/// Configuration of [`CollapseAwareCrossEntropy`]. The defaults are PyTorch's
-/// `F.cross_entropy` in the logits' precision, with collapse statistics and input checks on.
+/// Configuration of [`CollapseAwareCrossEntropy`]. The defaults are burn's `CrossEntropyLoss`
+/// (and PyTorch's `F.cross_entropy`) in the logits' precision, with no input checks (so no
+/// device-to-host read per forward).
 #[derive(Config, Debug)]
 pub struct CollapseAwareCrossEntropyConfig {
+    /// Targets equal to one of these tokens contribute zero loss and zero gradient. As in burn's
+    /// loss, the mean still divides by every row (or every row's weight), padded ones included.
+    pub pad_tokens: Option<Vec<usize>>,
+    /// One positive weight per class: row `i` counts `weights[target_i]` times, and the mean
+    /// divides by the sum of those weights (burn's and PyTorch's weighted mean).
+    pub weights: Option<Vec<f32>>,
+    /// Label smoothing `alpha` in `[0, 1]`: target `(1 - alpha) onehot + alpha / K`, as burn and
+    /// PyTorch.
+    pub smoothing: Option<f32>,
     /// Precision of the loss computation.
     #[config(default = "LossPrecision::Native")]
     pub precision: LossPrecision,
     /// Replace each row's logit gradient `g` by `g - mean_k g_k` (§4.1 "Zero-Sum Projection").
     #[config(default = false)]
     pub zero_sum_projection: bool,
-    /// Label smoothing `a` in `[0, 1)`: target `(1 - a) onehot + a / K`, as PyTorch.
-    #[config(default = 0.0)]
-    pub label_smoothing: f64,
     /// z-loss coefficient: adds `z_loss * lse^2` per row (PaLM); `lse` is `ln sum s(z)` for
     /// StableMax.
     #[config(default = 0.0)]
@@ -64,22 +77,31 @@ pub struct CollapseAwareCrossEntropyConfig {
     #[config(default = "Normalizer::Softmax")]
     pub normalizer: Normalizer,
     /// Mean, sum or per-row losses.
-    #[config(default = "Reduction::Mean")]
-    pub reduction: Reduction,
-    /// Compute [`crate::CollapseStats`] in the same pass.
-    #[config(default = true)]
-    pub stats: bool,
-    /// Check targets and logits (one host read per forward). Turn off only in loops whose
-    /// inputs are known good: out-of-range targets then give meaningless values, not errors.
-    #[config(default = true)]
+    #[config(default = "LossReduction::Mean")]
+    pub reduction: LossReduction,
+    /// Check targets and logits on every forward, returning [`LossError`] on bad input. Off by
+    /// default: the check reads back from the device, a stall on every GPU step. The host
+    /// kernels (ndarray, flex) range-check the targets they read anyway, checks on or off.
+    #[config(default = false)]
     pub check_inputs: bool,
 }
 
 impl CollapseAwareCrossEntropyConfig {
-    /// Checks every value: smoothing in `[0, 1)`, z-loss finite and `>= 0`.
+    /// Checks every value: smoothing in `[0, 1]`, weights finite and `> 0`, z-loss finite and
+    /// `>= 0`.
     pub fn validate(&self) -> Result<(), LossError> {
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(LossError::InvalidLabelSmoothing(self.label_smoothing));
+        if let Some(alpha) = self.smoothing
+            && !(0.0..=1.0).contains(&alpha)
+        {
+            return Err(LossError::InvalidLabelSmoothing(f64::from(alpha)));
+        }
+        if let Some(weights) = &self.weights
+            && let Some((class, &w)) = weights
+                .iter()
+                .enumerate()
+                .find(|&(_, &w)| !(w.is_finite() && w > 0.0))
+        {
+            return Err(LossError::InvalidWeight { class, weight: w });
         }
         if !(self.z_loss.is_finite() && self.z_loss >= 0.0) {
             return Err(LossError::InvalidZLoss(self.z_loss));
@@ -97,7 +119,11 @@ impl CollapseAwareCrossEntropyConfig {
     }
 
     /// Builds the loss; panics with the [`LossError`] message on an invalid value.
+    #[track_caller]
     pub fn init<B: Backend>(&self, device: &B::Device) -> CollapseAwareCrossEntropy<B> {
-        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+        match self.try_init(device) {
+            Ok(loss) => loss,
+            Err(e) => panic!("{e}"),
+        }
     }
 }

@@ -46,11 +46,17 @@ pub(crate) mod row {
 }
 
 /// The dtype the fused kernel computes `plan` in for logits of `logits`, or `None` where the
-/// portable kernel must run: StableMax, label smoothing, z-loss, the bf16/f16 loss precisions,
+/// portable kernel must run: StableMax, label smoothing, z-loss, class weights, pad tokens, the
+/// bf16/f16 loss precisions,
 /// and `Native` precision on bf16/f16 logits (that is bf16/f16 arithmetic, which the fused
 /// kernel does not do: it reads low-precision logits and computes in f32 or f64).
 pub(crate) fn fused_compute_dtype(plan: &LossPlan, logits: DType) -> Option<DType> {
-    if plan.normalizer != Normalizer::Softmax || plan.smoothing != 0.0 || plan.z_loss != 0.0 {
+    if plan.normalizer != Normalizer::Softmax
+        || plan.smoothing != 0.0
+        || plan.z_loss != 0.0
+        || plan.weights.is_some()
+        || plan.pad_tokens.is_some()
+    {
         return None;
     }
     if !matches!(logits, DType::F64 | DType::F32 | DType::F16 | DType::BF16) {
@@ -127,7 +133,7 @@ fn floor_pow2(x: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Reduction;
+    use crate::LossReduction as Reduction;
 
     fn plan() -> LossPlan {
         LossPlan {
@@ -139,6 +145,8 @@ mod tests {
             stats: true,
             zero_sum: false,
             portable_only: false,
+            weights: None,
+            pad_tokens: None,
         }
     }
 
@@ -166,9 +174,10 @@ mod tests {
                 precision,
                 ..plan()
             };
+            let p = &p;
             for logits in [DType::F32, DType::F64, DType::BF16, DType::F16] {
                 assert_eq!(
-                    fused_compute_dtype(&p, logits),
+                    fused_compute_dtype(p, logits),
                     want,
                     "{precision:?} {logits:?}"
                 );
@@ -192,7 +201,15 @@ mod tests {
             z_loss: 1e-4,
             ..plan()
         };
-        for p in [stable, smoothed, z] {
+        let weighted = LossPlan {
+            weights: Some(vec![1.0, 2.0]),
+            ..plan()
+        };
+        let padded = LossPlan {
+            pad_tokens: Some(vec![0]),
+            ..plan()
+        };
+        for p in [stable, smoothed, z, weighted, padded] {
             assert_eq!(fused_compute_dtype(&p, DType::F32), None);
         }
         // Reductions, zero-sum projection and statistics are all covered.

@@ -33,7 +33,7 @@ pub enum LossError {
         targets_rows: usize,
     },
     /// Fewer than 2 classes.
-    #[error("logits have {classes} classes; a cross-entropy needs at least 2")]
+    #[error("logits have {classes} {}; a cross-entropy needs at least 2", class_noun(.classes))]
     TooFewClasses {
         /// Size of the class dimension.
         classes: usize,
@@ -47,15 +47,31 @@ pub enum LossError {
         /// How many values are NaN or infinite.
         count: usize,
     },
-    /// Label smoothing outside `[0, 1)`.
-    #[error("label_smoothing = {0} is invalid; expected a value in [0, 1)")]
+    /// Label smoothing outside `[0, 1]`.
+    #[error("smoothing = {0} is invalid; expected a value in [0, 1]")]
     InvalidLabelSmoothing(f64),
+    /// A class weight that is not finite and positive.
+    #[error("weights[{class}] = {weight} is invalid; class weights must be finite and > 0")]
+    InvalidWeight {
+        /// The class.
+        class: usize,
+        /// Its weight.
+        weight: f32,
+    },
+    /// Class weights for another number of classes.
+    #[error("{weights} class weights were given for logits with {classes} classes")]
+    WeightCount {
+        /// How many weights the config has.
+        weights: usize,
+        /// Size of the class dimension.
+        classes: usize,
+    },
     /// A negative or non-finite z-loss coefficient.
     #[error("z_loss = {0} is invalid; expected a finite value >= 0")]
     InvalidZLoss(f64),
     /// The precision cannot be computed on this backend, natively or emulated.
     #[error(
-        "precision {precision:?} is not available for {dtype} logits on backend {backend}: {reason}"
+        "precision {precision:?} is not available for {dtype} logits on backend {backend}: {reason}; {instead}"
     )]
     UnsupportedPrecision {
         /// The requested precision.
@@ -66,5 +82,12 @@ pub enum LossError {
         backend: String,
         /// Why.
         reason: &'static str,
+        /// What to use instead.
+        instead: &'static str,
     },
+}
+
+/// "class" or "classes" for `n`.
+fn class_noun(n: &usize) -> &'static str {
+    if *n == 1 { "class" } else { "classes" }
 }

@@ -1,31 +1,30 @@
-//! The fused kernel for backends whose tensors live in host memory (burn-ndarray).
+//! The fused kernel for backends whose tensors live in host memory (burn-ndarray, burn-flex).
 //!
 //! The portable kernel makes about a dozen passes over `[n, k]` temporaries, and burn-ndarray
 //! runs `exp` single-threaded. Here each row is handled by one task (rows in parallel with
 //! rayon): read three times while it is in cache, `q` written once. The operation order is the
-//! portable kernel's, and row sums add in burn-ndarray's eight-accumulator order, so both
-//! kernels return the same bits (tested). It covers the softmax normalizer without label
+//! portable kernel's, and row sums add in burn-ndarray's eight-accumulator order, so on ndarray
+//! both kernels return the same bits (tested); burn-flex sums in its own order, so there the two
+//! agree within the tolerance of `docs/loss.md` (tested). It covers the softmax normalizer without label
 //! smoothing or z-loss, computed natively in f32 or f64; everything else takes the portable
 //! path.
 
 use burn::tensor::backend::Backend;
 use std::borrow::Cow;
 
-use burn::tensor::TensorMetadata;
-use burn::tensor::{Bool, DType, Element, Tensor, TensorData};
-use burn_ndarray::NdArrayTensor;
+use burn::tensor::{Bool, DType, Element, Int, Tensor, TensorData};
 use ndarray::{ArrayView, IxDyn};
 use num_traits::{AsPrimitive, Float};
 use rayon::prelude::*;
 
 use crate::kernel::{Forward, GradParts, LossPlan};
-use crate::{CollapseStats, LossError, Reduction};
+use crate::{CollapseStats, LossError, LossReduction as Reduction};
 
 /// Rows per rayon task at least, so that small rows are not scheduled one by one.
 const MIN_ELEMENTS_PER_TASK: usize = 8192;
 
 /// The dtype this kernel computes `plan` in for logits of `dtype`, if it covers the case: the
-/// plans the fused CubeCL kernel covers, on f32/f64 logits (burn-ndarray stores no other float).
+/// plans the fused CubeCL kernel covers, on f32/f64 logits (the others take the portable kernel).
 pub(crate) fn compute_dtype(plan: &LossPlan, dtype: DType) -> Option<DType> {
     if !matches!(dtype, DType::F32 | DType::F64) {
         return None;
@@ -52,32 +51,41 @@ pub(crate) struct HostGrad<B: Backend> {
     device: B::Device,
 }
 
-/// Forward pass on burn-ndarray's tensors, read in place; `compute` is [`compute_dtype`]'s
-/// answer.
+/// The logits in row-major order, borrowed from the backend's buffer where it allows.
+pub(crate) enum HostLogits<'a> {
+    F32(Cow<'a, [f32]>),
+    F64(Cow<'a, [f64]>),
+}
+
+/// Forward pass on logits read in place from host memory (burn-ndarray's or burn-flex's
+/// buffer); `compute` is [`compute_dtype`]'s answer.
 pub(crate) fn forward<B: Backend>(
-    logits: NdArrayTensor,
-    targets: NdArrayTensor,
+    logits: HostLogits<'_>,
+    targets: Tensor<B, 1, Int>,
     [n, k]: [usize; 2],
     device: B::Device,
     plan: &LossPlan,
     compute: DType,
     need_grad: bool,
 ) -> Result<Forward<B>, LossError> {
-    let labels = read_labels(&targets, k)?;
+    let labels = read_labels(targets, k)?;
+    let logits_dtype = match logits {
+        HostLogits::F32(_) => DType::F32,
+        HostLogits::F64(_) => DType::F64,
+    };
     let run = Run::<B> {
         n,
         k,
         plan,
         need_grad,
         device,
-        logits_dtype: logits.dtype(),
+        logits_dtype,
     };
     let f = match (&logits, compute) {
-        (NdArrayTensor::F32(z), DType::F32) => run.go::<f32, f32>(&contiguous(z.view()), labels),
-        (NdArrayTensor::F32(z), _) => run.go::<f32, f64>(&contiguous(z.view()), labels),
-        (NdArrayTensor::F64(z), DType::F32) => run.go::<f64, f32>(&contiguous(z.view()), labels),
-        (NdArrayTensor::F64(z), _) => run.go::<f64, f64>(&contiguous(z.view()), labels),
-        (other, _) => unreachable!("compute_dtype admits only f32/f64, got {:?}", other.dtype()),
+        (HostLogits::F32(z), DType::F32) => run.go::<f32, f32>(z, labels),
+        (HostLogits::F32(z), _) => run.go::<f32, f64>(z, labels),
+        (HostLogits::F64(z), DType::F32) => run.go::<f64, f32>(z, labels),
+        (HostLogits::F64(z), _) => run.go::<f64, f64>(z, labels),
     };
     Ok(f)
 }
@@ -85,7 +93,7 @@ pub(crate) fn forward<B: Backend>(
 /// The elements in row-major order: borrowed when the array is laid out that way (the usual
 /// case; burn-ndarray's `into_data` would copy element by element when the buffer is shared,
 /// as it is under autodiff), copied otherwise.
-fn contiguous<'a, E: Element>(view: ArrayView<'a, E, IxDyn>) -> Cow<'a, [E]> {
+pub(crate) fn contiguous<'a, E: Element>(view: ArrayView<'a, E, IxDyn>) -> Cow<'a, [E]> {
     match view.to_slice() {
         Some(slice) => Cow::Borrowed(slice),
         None => Cow::Owned(view.iter().copied().collect()),
@@ -94,18 +102,9 @@ fn contiguous<'a, E: Element>(view: ArrayView<'a, E, IxDyn>) -> Cow<'a, [E]> {
 
 /// The labels on the host. They are read anyway, so they are always range-checked here: an
 /// out-of-range label would otherwise index out of bounds even with `check_inputs` off.
-fn read_labels(targets: &NdArrayTensor, k: usize) -> Result<Vec<usize>, LossError> {
-    let raw: Vec<i64> = match targets {
-        NdArrayTensor::I64(t) => t.view().iter().copied().collect(),
-        NdArrayTensor::I32(t) => t.view().iter().map(|&v| v as i64).collect(),
-        NdArrayTensor::I16(t) => t.view().iter().map(|&v| v as i64).collect(),
-        NdArrayTensor::I8(t) => t.view().iter().map(|&v| v as i64).collect(),
-        NdArrayTensor::U64(t) => t.view().iter().map(|&v| v as i64).collect(),
-        NdArrayTensor::U32(t) => t.view().iter().map(|&v| v as i64).collect(),
-        NdArrayTensor::U16(t) => t.view().iter().map(|&v| v as i64).collect(),
-        NdArrayTensor::U8(t) => t.view().iter().map(|&v| v as i64).collect(),
-        other => unreachable!("integer targets, got {:?}", other.dtype()),
-    };
+fn read_labels<B: Backend>(targets: Tensor<B, 1, Int>, k: usize) -> Result<Vec<usize>, LossError> {
+    // A host backend's `into_data` is a copy of `n` integers, not a device read.
+    let raw: Vec<i64> = targets.into_data().iter::<i64>().collect();
     let outside = raw.iter().filter(|&&t| t < 0 || t >= k as i64).count();
     if outside > 0 {
         return Err(LossError::TargetOutOfRange {

@@ -7,30 +7,33 @@
 //! `t` the (smoothed) target and `v` the upstream gradient of the row.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor};
+use burn::tensor::{Bool, DType, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
 use slingshot_numerics::FloatFormat;
 
 use crate::host::HostGrad;
 use crate::rounding::Rounding;
-use crate::{CollapseStats, LossError, LossPrecision, Normalizer, Reduction};
+use crate::{CollapseStats, LossError, LossPrecision, LossReduction, Normalizer};
 
-/// The validated settings of one loss, as the backends receive them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LossPlan {
+/// The validated settings of one loss, as the kernels receive them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LossPlan {
     pub(crate) precision: LossPrecision,
     pub(crate) normalizer: Normalizer,
     pub(crate) smoothing: f64,
     pub(crate) z_loss: f64,
-    pub(crate) reduction: Reduction,
+    pub(crate) reduction: LossReduction,
     pub(crate) stats: bool,
+    /// burn's class weights, one per class.
+    pub(crate) weights: Option<Vec<f32>>,
+    /// burn's pad tokens: targets that contribute nothing.
+    pub(crate) pad_tokens: Option<Vec<usize>>,
     pub(crate) zero_sum: bool,
     /// Skip a backend's fused kernel and run the portable one.
     pub(crate) portable_only: bool,
 }
 
-/// What the forward pass produces (public only because backends return it).
-#[doc(hidden)]
-pub struct Forward<B: Backend> {
+/// What the forward pass produces.
+pub(crate) struct Forward<B: Backend> {
     /// The reduced loss, in the logits' dtype.
     pub(crate) loss: Tensor<B, 1>,
     /// What the backward pass needs, when asked for.
@@ -44,9 +47,19 @@ pub struct Forward<B: Backend> {
 pub(crate) enum GradParts<B: Backend> {
     Device(DeviceGrad<B>),
     Host(HostGrad<B>),
-    /// The fused CubeCL kernel's (burn-cuda): the backward recomputes from the logits.
-    #[cfg(feature = "cuda")]
+    /// The fused CubeCL kernel's: the backward recomputes from the logits.
+    #[cfg(feature = "cubecl")]
     Cube(crate::cube::CubeGrad<B>),
+    /// Computed on another backend (the inner `CubeBackend` of `Fusion`) and moved back.
+    #[cfg(feature = "cubecl")]
+    Bridged(std::sync::Arc<dyn InnerGrad<B>>),
+}
+
+/// Gradient parts that live on another backend.
+#[cfg(feature = "cubecl")]
+pub(crate) trait InnerGrad<B: Backend>: std::fmt::Debug + Send + Sync {
+    /// `d loss / d logits` on `B` for the upstream gradient on `B`.
+    fn gradient(&self, upstream: Tensor<B, 1>) -> Tensor<B, 2>;
 }
 
 impl<B: Backend> GradParts<B> {
@@ -55,8 +68,10 @@ impl<B: Backend> GradParts<B> {
         match self {
             GradParts::Device(parts) => parts.gradient(upstream),
             GradParts::Host(parts) => parts.gradient(upstream),
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cubecl")]
             GradParts::Cube(parts) => parts.gradient(upstream),
+            #[cfg(feature = "cubecl")]
+            GradParts::Bridged(parts) => parts.gradient(upstream),
         }
     }
 }
@@ -68,9 +83,15 @@ pub(crate) struct DeviceGrad<B: Backend> {
     q: Tensor<B, 2>,
     tw: TargetWeights<B>,
     rounding: Rounding,
-    reduction: Reduction,
+    reduction: LossReduction,
     zero_sum: bool,
     logits_dtype: DType,
+    /// Per-row weight times pad mask `[n, 1]` (without a dense target, which carries them).
+    row_scale: Option<Tensor<B, 2>>,
+    /// Per-row multiplier of `q` `[n, 1]`: the dense target's row sum when it is weighted.
+    q_scale: Option<Tensor<B, 2>>,
+    /// The weighted mean's divisor `sum_i w[target_i]`.
+    divisor: Option<Tensor<B, 1>>,
 }
 
 /// `tw` without smoothing is non-zero only at the label, so it is kept as indices (and, for
@@ -88,18 +109,27 @@ pub(crate) enum TargetWeights<B: Backend> {
 
 impl<B: Backend> DeviceGrad<B> {
     /// `d loss / d logits` for the upstream gradient of the loss tensor (shape `[1]`, or `[n]`
-    /// for `Reduction::None`), in the logits' dtype.
+    /// for `LossReduction::None`), in the logits' dtype.
     pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
         let r = self.rounding;
         let [n, k] = self.q.dims();
         let up = upstream.cast(self.q.dtype());
-        // PyTorch's NLL backward divides the upstream gradient by the number of rows.
-        let v = match self.reduction {
-            Reduction::Mean => r.apply(up / n as f64).reshape([1, 1]),
-            Reduction::Sum => up.reshape([1, 1]),
-            Reduction::None => up.reshape([n, 1]),
+        // PyTorch's NLL backward divides the upstream gradient by the number of rows (by the
+        // summed weights with class weights).
+        let v = match (self.reduction, self.divisor) {
+            (LossReduction::Mean, Some(w)) => r.apply(up / w.cast(self.q.dtype())).reshape([1, 1]),
+            (LossReduction::Mean, None) => r.apply(up / n as f64).reshape([1, 1]),
+            (LossReduction::Sum, _) => up.reshape([1, 1]),
+            (LossReduction::None, _) => up.reshape([n, 1]),
         };
-        let qv = r.apply(self.q * v.clone());
+        let v = match self.row_scale {
+            Some(scale) => r.apply(v * scale),
+            None => v,
+        };
+        let qv = match self.q_scale {
+            Some(t) => r.apply(self.q * r.apply(v.clone() * t)),
+            None => r.apply(self.q * v.clone()),
+        };
         let g = match self.tw {
             // fl(q v - v) at the label, exactly PyTorch's `grad_output - exp(out) * sum(...)`.
             TargetWeights::Label { index, weight } => {
@@ -129,17 +159,21 @@ pub(crate) fn resolve<B: Backend>(
     dtype: DType,
     device: &B::Device,
 ) -> Result<(FloatDType, Rounding), LossError> {
-    let unsupported = |reason| LossError::UnsupportedPrecision {
+    let unsupported = |reason, instead| LossError::UnsupportedPrecision {
         precision,
         dtype: format!("{dtype:?}"),
         backend: B::name(device),
         reason,
+        instead,
     };
-    let native = |d: DType, f: FloatDType| {
+    let native = |d: DType, f: FloatDType, instead| {
         if B::supports_dtype(device, d) {
             Ok((f, Rounding::Native))
         } else {
-            Err(unsupported("the backend does not support this dtype"))
+            Err(unsupported(
+                "the device does not support this dtype",
+                instead,
+            ))
         }
     };
     let low = |d: DType, f: FloatDType, format: FloatFormat| {
@@ -148,21 +182,214 @@ pub(crate) fn resolve<B: Backend>(
         } else if B::supports_dtype(device, DType::F32) {
             Ok((FloatDType::F32, Rounding::Emulated(format)))
         } else {
-            Err(unsupported("no native dtype and no f32 to emulate it in"))
+            Err(unsupported(
+                "no native dtype and no f32 to emulate it in",
+                "use LossPrecision::Native",
+            ))
         }
     };
+    // burn-candle reports every dtype as supported, but its reductions read storage as its own
+    // float element: a loss computed in another dtype would panic inside it.
+    if B::name(device).contains("candle") {
+        let wanted = match precision {
+            LossPrecision::F32 => Some(DType::F32),
+            LossPrecision::F64 => Some(DType::F64),
+            _ => None,
+        };
+        if wanted.is_some_and(|w| w != dtype) {
+            return Err(unsupported(
+                "burn-candle computes only in the model's own float type",
+                "use LossPrecision::Native, or a model in that float type (Candle<f64>)",
+            ));
+        }
+    }
     match precision {
         LossPrecision::Native => match dtype {
             DType::F64 => Ok((FloatDType::F64, Rounding::Native)),
             DType::F32 | DType::Flex32 => Ok((FloatDType::F32, Rounding::Native)),
             DType::F16 => Ok((FloatDType::F16, Rounding::Native)),
             DType::BF16 => Ok((FloatDType::BF16, Rounding::Native)),
-            _ => Err(unsupported("logits must be a float dtype")),
+            _ => Err(unsupported(
+                "logits must be a float dtype",
+                "cast the logits to a float dtype",
+            )),
         },
-        LossPrecision::F32 => native(DType::F32, FloatDType::F32),
-        LossPrecision::F64 => native(DType::F64, FloatDType::F64),
+        LossPrecision::F32 => native(DType::F32, FloatDType::F32, "use LossPrecision::Native"),
+        LossPrecision::F64 => native(
+            DType::F64,
+            FloatDType::F64,
+            "use LossPrecision::F32, or a backend whose device has f64 (ndarray, flex, candle, cuda)",
+        ),
         LossPrecision::BF16 => low(DType::BF16, FloatDType::BF16, FloatFormat::BF16),
         LossPrecision::F16 => low(DType::F16, FloatDType::F16, FloatFormat::F16),
+    }
+}
+
+/// Per-row scale from class weights and pad tokens, and the mean's divisor.
+struct RowWeights<B: Backend> {
+    /// `w[target_i]`, zero for padded rows; `[n, 1]`. `None` without weights and pads.
+    scale: Option<Tensor<B, 2>>,
+    /// Class weights as a `[1, k]` row, for label smoothing.
+    class_row: Option<Tensor<B, 2>>,
+    /// 1 for kept rows, 0 for padded ones; `[n, 1]`.
+    keep: Option<Tensor<B, 2>>,
+    /// `sum_i w[target_i]` (padded rows included, as burn); `None` divides by `n`.
+    divisor: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> RowWeights<B> {
+    fn new(plan: &LossPlan, targets: &Tensor<B, 1, Int>, dtype: FloatDType, r: Rounding) -> Self {
+        let device = targets.device();
+        let [n] = targets.dims();
+        let keep = plan
+            .pad_tokens
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|pads| {
+                let is = |pad: usize| targets.clone().equal_elem(pad as i64);
+                let padded = pads[1..]
+                    .iter()
+                    .fold(is(pads[0]), |acc, &pad| acc.bool_or(is(pad)));
+                Tensor::<B, 1>::ones([n], (&device, dtype.into()))
+                    .mask_fill(padded, 0.0)
+                    .reshape([n, 1])
+            });
+        let class_weights = plan.weights.as_ref().map(|w| {
+            let data = TensorData::new(w.clone(), [w.len()]).convert_dtype(dtype.into());
+            r.apply(Tensor::<B, 1>::from_data(data, (&device, dtype.into())))
+        });
+        let row_weight = class_weights
+            .as_ref()
+            .map(|w| w.clone().gather(0, targets.clone()));
+        let divisor = row_weight.clone().map(|w| r.total(w));
+        let scale = match (row_weight, keep.clone()) {
+            (Some(w), Some(k)) => Some(w.reshape([n, 1]) * k),
+            (Some(w), None) => Some(w.reshape([n, 1])),
+            (None, keep) => keep,
+        };
+        let class_row = class_weights.map(|w| {
+            let k = w.dims()[0];
+            w.reshape([1, k])
+        });
+        Self {
+            scale,
+            class_row,
+            keep,
+            divisor,
+        }
+    }
+}
+
+/// The normalizer's results for one batch.
+struct Normalized<B: Backend> {
+    /// Log-probabilities.
+    lp: Tensor<B, 2>,
+    /// The gradient's `q` (softmax: `p`).
+    q: Tensor<B, 2>,
+    /// The label part of the gradient.
+    tw: TargetWeights<B>,
+    /// `[n, 1]` log-normalizer.
+    log_norm: Tensor<B, 2>,
+    /// Whether the normalizer sum absorbed every wrong class.
+    absorbed: Tensor<B, 2, Bool>,
+    /// Softmax: `exp(z - z_max)`; StableMax: `s(z)`; and their row sums.
+    terms: Tensor<B, 2>,
+    sum: Tensor<B, 2>,
+}
+
+fn softmax<B: Backend>(
+    z: &Tensor<B, 2>,
+    z_max: &Tensor<B, 2>,
+    index: &Tensor<B, 2, Int>,
+    target: Option<&Tensor<B, 2>>,
+    r: Rounding,
+) -> Normalized<B> {
+    let shifted = r.apply(z.clone() - z_max.clone());
+    let terms = r.apply(shifted.clone().exp());
+    let sum = r.row_sum(terms.clone());
+    let log_sum = r.apply(sum.clone().log());
+    let lp = r.apply(shifted - log_sum.clone());
+    let q = r.apply(lp.clone().exp());
+    let tw = match target {
+        Some(t) => TargetWeights::Dense(t.clone()),
+        None => TargetWeights::Label {
+            index: index.clone(),
+            weight: None,
+        },
+    };
+    Normalized {
+        lp,
+        q,
+        tw,
+        log_norm: r.apply(z_max.clone() + log_sum),
+        absorbed: sum.clone().equal_elem(1.0),
+        terms,
+        sum,
+    }
+}
+
+fn stablemax<B: Backend>(
+    z: &Tensor<B, 2>,
+    index: &Tensor<B, 2, Int>,
+    target: Option<&Tensor<B, 2>>,
+    r: Rounding,
+) -> Normalized<B> {
+    let positive = z.clone().greater_equal_elem(0.0);
+    // s(x) = 1/(1-x) below zero, x+1 above; s'(x) = 1/(1-x)^2 below, 1 above.
+    let one_minus = r.apply(z.clone().neg() + 1.0);
+    let inv = r.apply(ones_like(&one_minus) / one_minus);
+    let s = inv
+        .clone()
+        .mask_where(positive.clone(), r.apply(z.clone() + 1.0));
+    let ds = r
+        .apply(inv.clone() * inv)
+        .mask_where(positive, ones_like(z));
+    let sum = r.row_sum(s.clone());
+    let p = r.apply(s.clone() / sum.clone());
+    let q = r.apply(ds.clone() / sum.clone());
+    let tw = match target {
+        Some(t) => TargetWeights::Dense(r.apply(r.apply(t.clone() * ds) / s.clone())),
+        None => TargetWeights::Label {
+            index: index.clone(),
+            weight: Some(r.apply(ds.gather(1, index.clone()) / s.clone().gather(1, index.clone()))),
+        },
+    };
+    Normalized {
+        lp: r.apply(p.log()),
+        q,
+        tw,
+        log_norm: r.apply(sum.clone().log()),
+        absorbed: sum.clone().equal(s.clone().gather(1, index.clone())),
+        terms: s,
+        sum,
+    }
+}
+
+/// The smoothed target `(1 - a) onehot + a/K`, times the class weights and the pad mask.
+fn dense_target<B: Backend>(
+    index: &Tensor<B, 2, Int>,
+    [n, k]: [usize; 2],
+    a: f64,
+    weights: &RowWeights<B>,
+    dtype: FloatDType,
+    r: Rounding,
+) -> Tensor<B, 2> {
+    let device = index.device();
+    let ones = Tensor::<B, 2>::full([n, 1], 1.0, (&device, dtype.into()));
+    let onehot = Tensor::<B, 2>::zeros([n, k], (&device, dtype.into())).scatter(
+        1,
+        index.clone(),
+        ones,
+        IndexingUpdateOp::Add,
+    );
+    let t = r.apply(r.apply(onehot * (1.0 - a)) + a / k as f64);
+    let t = match &weights.class_row {
+        Some(w) => r.apply(t * w.clone()),
+        None => t,
+    };
+    match &weights.keep {
+        Some(keep) => t * keep.clone(),
+        None => t,
     }
 }
 
@@ -173,153 +400,31 @@ pub(crate) fn forward<B: Backend>(
     plan: &LossPlan,
     need_grad: bool,
 ) -> Result<Forward<B>, LossError> {
-    let device = logits.device();
     let logits_dtype = logits.dtype();
-    let (dtype, r) = resolve::<B>(plan.precision, logits_dtype, &device)?;
+    let (dtype, r) = resolve::<B>(plan.precision, logits_dtype, &logits.device())?;
     let [n, k] = logits.dims();
     let z = r.apply(logits.cast(dtype));
-
-    let target_index = targets.reshape([n, 1]);
+    let weights = RowWeights::new(plan, &targets, dtype, r);
+    let index = targets.reshape([n, 1]);
     let a = plan.smoothing;
-    // A dense target only for label smoothing: (1 - a) onehot + a/K.
-    let dense_target = (a > 0.0).then(|| {
-        let ones = Tensor::<B, 2>::full([n, 1], 1.0, (&device, dtype.into()));
-        let onehot = Tensor::<B, 2>::zeros([n, k], (&device, dtype.into())).scatter(
-            1,
-            target_index.clone(),
-            ones,
-            IndexingUpdateOp::Add,
-        );
-        r.apply(r.apply(onehot * (1.0 - a)) + a / k as f64)
-    });
-
-    let z_label = z.clone().gather(1, target_index.clone());
+    let target = (a > 0.0).then(|| dense_target(&index, [n, k], a, &weights, dtype, r));
     let z_max = z.clone().max_dim(1);
-
-    // The per-row loss parts that need the log-probabilities: NLL, and for label smoothing
-    // `-sum_k lp_k`. Taken before `lp` is consumed, so that `exp(lp)` can run in place.
-    let loss_terms = |lp: &Tensor<B, 2>| {
-        let nll = lp
-            .clone()
-            .gather(1, target_index.clone())
-            .neg()
-            .reshape([n]);
-        let smooth = (a > 0.0).then(|| r.row_sum(lp.clone()).neg().reshape([n]));
-        (nll, smooth)
+    let norm = match plan.normalizer {
+        Normalizer::Softmax => softmax(&z, &z_max, &index, target.as_ref(), r),
+        Normalizer::StableMax => stablemax(&z, &index, target.as_ref(), r),
     };
-
-    // Normalizer-specific part: the loss parts, the gradient parts `q` and `tw`, the
-    // log-normalizer, and whether the normalizer sum absorbed every wrong class. `terms` (exp of
-    // the shifted logits; StableMax: s(z)) and their row sums are kept for the residual mass.
-    let ((nll, smooth), q, tw, log_norm, absorbed, terms, sum) = match plan.normalizer {
-        Normalizer::Softmax => {
-            let shifted = r.apply(z.clone() - z_max.clone());
-            let terms = r.apply(shifted.clone().exp());
-            let sum = r.row_sum(terms.clone());
-            let log_sum = r.apply(sum.clone().log());
-            let lp = r.apply(shifted - log_sum.clone());
-            let parts = loss_terms(&lp);
-            let p = r.apply(lp.exp());
-            let lse = r.apply(z_max.clone() + log_sum);
-            let absorbed = sum.clone().equal_elem(1.0);
-            let tw = match &dense_target {
-                Some(t) => TargetWeights::Dense(t.clone()),
-                None => TargetWeights::Label {
-                    index: target_index.clone(),
-                    weight: None,
-                },
-            };
-            (parts, p, tw, lse, absorbed, terms, sum)
-        }
-        Normalizer::StableMax => {
-            let positive = z.clone().greater_equal_elem(0.0);
-            // s(x) = 1/(1-x) below zero, x+1 above; s'(x) = 1/(1-x)^2 below, 1 above.
-            let one_minus = r.apply(z.clone().neg() + 1.0);
-            let inv = r.apply(ones_like(&one_minus) / one_minus);
-            let s = inv
-                .clone()
-                .mask_where(positive.clone(), r.apply(z.clone() + 1.0));
-            let ds = r
-                .apply(inv.clone() * inv)
-                .mask_where(positive, ones_like(&z));
-            let sum = r.row_sum(s.clone());
-            let p = r.apply(s.clone() / sum.clone());
-            let parts = loss_terms(&r.apply(p.log()));
-            let q = r.apply(ds.clone() / sum.clone());
-            let tw = match &dense_target {
-                Some(t) => TargetWeights::Dense(r.apply(r.apply(t.clone() * ds) / s.clone())),
-                None => TargetWeights::Label {
-                    index: target_index.clone(),
-                    weight: Some(r.apply(
-                        ds.gather(1, target_index.clone())
-                            / s.clone().gather(1, target_index.clone()),
-                    )),
-                },
-            };
-            let log_norm = r.apply(sum.clone().log());
-            let absorbed = sum.clone().equal(s.clone().gather(1, target_index.clone()));
-            (parts, q, tw, log_norm, absorbed, s, sum)
-        }
-    };
-
-    // Per-row loss parts, reduced separately as PyTorch does with label smoothing.
-    let reduce = |rows: Tensor<B, 1>| match plan.reduction {
-        Reduction::Mean => r.apply(r.total(rows) / n as f64),
-        Reduction::Sum => r.total(rows),
-        Reduction::None => rows,
-    };
-    let mut rows = nll.clone();
-    // PyTorch and burn negate after reducing: a sum of zero losses is -0.0, not +0.0.
-    let mut loss = reduce(nll.clone().neg()).neg();
-    if let Some(smooth) = smooth {
-        rows = rows * (1.0 - a) + smooth.clone() * (a / k as f64);
-        loss = r.apply(r.apply(loss * (1.0 - a)) + r.apply(reduce(smooth) * (a / k as f64)));
-    }
-    let log_norm_rows = log_norm.clone().reshape([n]);
+    let (rows, loss, q_scale) = reduce_loss(plan, &norm, &index, &weights, target, r);
+    let (q, tw, log_norm) = (norm.q.clone(), norm.tw.clone(), norm.log_norm.clone());
     let q = if plan.z_loss > 0.0 {
-        let squared = r.apply(log_norm_rows.clone() * log_norm_rows.clone());
-        rows = rows + squared.clone() * plan.z_loss;
-        loss = r.apply(loss + r.apply(reduce(squared) * plan.z_loss));
         // d(z lse^2)/dz_k = 2 z lse q_k.
-        let factor = r.apply(log_norm.clone() * (2.0 * plan.z_loss));
+        let factor = r.apply(log_norm * (2.0 * plan.z_loss));
         r.apply(q.clone() + r.apply(q * factor))
     } else {
         q
     };
-
-    let stats = if plan.stats {
-        let mean_logit = z.clone().mean();
-        // The runner-up: add -inf at the label (an O(N) scatter; in place, as this is the last
-        // use of `z`) and take the row max.
-        let minus_inf = Tensor::<B, 2>::full([n, 1], f64::NEG_INFINITY, (&device, dtype.into()));
-        let runner_up = z
-            .scatter(1, target_index.clone(), minus_inf, IndexingUpdateOp::Add)
-            .max_dim(1);
-        let margin = (z_label.clone() - runner_up).reshape([n]);
-        let label_is_max = z_label.equal(z_max).reshape([n]);
-        // Residual mass sum_{k != r} term_k / S: the label's own term set to exactly zero.
-        let label_term = terms.clone().gather(1, target_index.clone());
-        let residual = (terms
-            .scatter(
-                1,
-                target_index.clone(),
-                label_term.neg(),
-                IndexingUpdateOp::Add,
-            )
-            .sum_dim(1)
-            / sum)
-            .reshape([n]);
-        Some(CollapseStats::from_rows(
-            absorbed.reshape([n]).bool_and(label_is_max),
-            rows.clone().equal_elem(0.0),
-            margin,
-            residual,
-            log_norm_rows,
-            mean_logit,
-        ))
-    } else {
-        None
-    };
+    let stats = plan
+        .stats
+        .then(|| statistics(z, z_max, &index, norm, rows.clone()));
     let grad = need_grad.then(|| {
         GradParts::Device(DeviceGrad {
             q,
@@ -328,6 +433,14 @@ pub(crate) fn forward<B: Backend>(
             reduction: plan.reduction,
             zero_sum: plan.zero_sum,
             logits_dtype,
+            // A dense target already carries the weights and the pad mask.
+            row_scale: if plan.smoothing > 0.0 {
+                None
+            } else {
+                weights.scale
+            },
+            q_scale,
+            divisor: weights.divisor,
         })
     });
     Ok(Forward {
@@ -335,6 +448,97 @@ pub(crate) fn forward<B: Backend>(
         grad,
         stats,
     })
+}
+
+/// The unweighted per-row losses, the reduced (weighted, padded) loss, and the per-row
+/// multiplier of `q` in the gradient where weights or pads make the target not sum to 1.
+fn reduce_loss<B: Backend>(
+    plan: &LossPlan,
+    norm: &Normalized<B>,
+    index: &Tensor<B, 2, Int>,
+    weights: &RowWeights<B>,
+    target: Option<Tensor<B, 2>>,
+    r: Rounding,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Option<Tensor<B, 2>>) {
+    let [n, k] = norm.lp.dims();
+    let a = plan.smoothing;
+    let reduce = |rows: Tensor<B, 1>| match (plan.reduction, &weights.divisor) {
+        (LossReduction::Mean, Some(w)) => r.apply(r.total(rows) / w.clone()),
+        (LossReduction::Mean, None) => r.apply(r.total(rows) / n as f64),
+        (LossReduction::Sum, _) => r.total(rows),
+        (LossReduction::None, _) => rows,
+    };
+    let nll = norm.lp.clone().gather(1, index.clone()).neg().reshape([n]);
+    let mut rows = nll.clone();
+    let (mut loss, q_scale) = match (&target, &weights.scale) {
+        // PyTorch and burn negate after reducing: a sum of zero losses is -0.0, not +0.0.
+        (None, None) => (reduce(nll.neg()).neg(), None),
+        (None, Some(scale)) => (reduce((nll * scale.clone().reshape([n])).neg()).neg(), None),
+        (Some(_), None) => {
+            let smooth = r.row_sum(norm.lp.clone()).neg().reshape([n]);
+            rows = rows * (1.0 - a) + smooth.clone() * (a / k as f64);
+            let loss = r.apply(
+                r.apply(reduce(nll.neg()).neg() * (1.0 - a))
+                    + r.apply(reduce(smooth) * (a / k as f64)),
+            );
+            (loss, None)
+        }
+        // burn's weighted smoothing: `-sum_k t_ik lp_ik`, the target carrying the weights and
+        // the pad mask; its row sum scales `q` in the gradient.
+        (Some(t), Some(_)) => {
+            let weighted = r.row_sum(r.apply(norm.lp.clone() * t.clone()));
+            rows = r.row_sum(norm.lp.clone()).neg().reshape([n]);
+            (
+                reduce(weighted.reshape([n])).neg(),
+                Some(r.row_sum(t.clone())),
+            )
+        }
+    };
+    if plan.z_loss > 0.0 {
+        let lse = norm.log_norm.clone().reshape([n]);
+        let squared = r.apply(lse.clone() * lse);
+        rows = rows + squared.clone() * plan.z_loss;
+        loss = r.apply(loss + r.apply(reduce(squared) * plan.z_loss));
+    }
+    (rows, loss, q_scale)
+}
+
+/// The collapse statistics from the normalizer's results and the per-row losses.
+fn statistics<B: Backend>(
+    z: Tensor<B, 2>,
+    z_max: Tensor<B, 2>,
+    index: &Tensor<B, 2, Int>,
+    norm: Normalized<B>,
+    rows: Tensor<B, 1>,
+) -> CollapseStats<B> {
+    let [n, _] = z.dims();
+    let (device, dtype) = (z.device(), z.dtype());
+    let mean_logit = z.clone().mean();
+    let z_label = z.clone().gather(1, index.clone());
+    // The runner-up: add -inf at the label (an O(N) scatter; in place, as this is the last use
+    // of `z`) and take the row max.
+    let minus_inf = Tensor::<B, 2>::full([n, 1], f64::NEG_INFINITY, (&device, dtype));
+    let runner_up = z
+        .scatter(1, index.clone(), minus_inf, IndexingUpdateOp::Add)
+        .max_dim(1);
+    let margin = (z_label.clone() - runner_up).reshape([n]);
+    let label_is_max = z_label.equal(z_max).reshape([n]);
+    // Residual mass sum_{k != r} term_k / S: the label's own term set to exactly zero.
+    let label_term = norm.terms.clone().gather(1, index.clone());
+    let residual = (norm
+        .terms
+        .scatter(1, index.clone(), label_term.neg(), IndexingUpdateOp::Add)
+        .sum_dim(1)
+        / norm.sum)
+        .reshape([n]);
+    CollapseStats::from_rows(
+        norm.absorbed.reshape([n]).bool_and(label_is_max),
+        rows.equal_elem(0.0),
+        margin,
+        residual,
+        norm.log_norm.reshape([n]),
+        mean_logit,
+    )
 }
 
 /// A tensor of ones with `x`'s shape, dtype and device.

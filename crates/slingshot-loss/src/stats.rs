@@ -1,13 +1,17 @@
 //! Softmax-collapse statistics, computed on the device in the same pass as the loss.
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Element, Tensor};
 
 /// Per-row and per-batch collapse statistics of one forward pass.
 ///
-/// Every field is a tensor on the loss's device, in the loss precision: nothing is read back
-/// to the host until the caller reads it (for example with [`CollapseStats::summary`], one read
-/// for all batch values).
+/// Every field is a tensor on the loss's device: nothing is read back to the host until the
+/// caller reads it (for example with [`CollapseStats::summary`], one read for all batch values).
+///
+/// The float fields are in the dtype the loss was computed in ([`CollapseStats::dtype`]): f64
+/// under `LossPrecision::F64` even for f32 logits, f32 for emulated bf16/f16. Read them with the
+/// typed accessors ([`CollapseStats::margins`] and friends), which convert, rather than with
+/// `into_data().to_vec::<f32>()`, which fails on a dtype mismatch.
 #[derive(Debug, Clone)]
 pub struct CollapseStats<B: Backend> {
     /// Per row: the normalizer sum is exactly the label's own term in the loss precision (1 for
@@ -77,6 +81,37 @@ impl CollapseSummary {
 }
 
 impl<B: Backend> CollapseStats<B> {
+    /// The dtype of the float fields: the loss's compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.margin.dtype()
+    }
+
+    /// Per-row margins on the host, converted to `E` (one device read).
+    pub fn margins<E: Element>(&self) -> Vec<E> {
+        host_values(self.margin.clone())
+    }
+
+    /// Per-row residual masses on the host, converted to `E` (one device read).
+    pub fn residual_masses<E: Element>(&self) -> Vec<E> {
+        host_values(self.residual_mass.clone())
+    }
+
+    /// Per-row log-sum-exp on the host, converted to `E` (one device read).
+    pub fn log_sum_exps<E: Element>(&self) -> Vec<E> {
+        host_values(self.log_sum_exp.clone())
+    }
+
+    /// Per-row collapse flags on the host (one device read). Read through integers: CubeCL
+    /// backends store booleans as u8/u32.
+    pub fn collapsed_rows(&self) -> Vec<bool> {
+        host_flags(self.collapsed.clone())
+    }
+
+    /// Per-row zero-loss flags on the host (one device read).
+    pub fn zero_loss_rows(&self) -> Vec<bool> {
+        host_flags(self.zero_loss.clone())
+    }
+
     /// Reads the batch statistics back to the host: one device read.
     pub fn summary(&self) -> CollapseSummary {
         let v = self
@@ -177,4 +212,22 @@ impl<B: Backend> CollapseStats<B> {
             batch: Tensor::from_inner(self.batch),
         }
     }
+}
+
+fn host_values<B: Backend, E: Element>(x: Tensor<B, 1>) -> Vec<E> {
+    x.into_data()
+        .convert::<E>()
+        .to_vec::<E>()
+        .expect("converted to the asked type")
+}
+
+fn host_flags<B: Backend>(x: Tensor<B, 1, Bool>) -> Vec<bool> {
+    x.int()
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("converted to i64")
+        .into_iter()
+        .map(|v| v != 0)
+        .collect()
 }

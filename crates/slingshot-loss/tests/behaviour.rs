@@ -7,8 +7,8 @@ use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
 use common::{Ad32, U32, per_row, run};
 use slingshot_loss::{
-    CollapseAwareCrossEntropyConfig, CollapseSummary, LossError, LossPrecision, Normalizer,
-    Reduction,
+    CollapseAwareCrossEntropyConfig, CollapseSummary, LossError, LossPrecision, LossReduction,
+    Normalizer,
 };
 
 #[test]
@@ -43,7 +43,7 @@ fn f32_anchor_margins_17_20_30_collapse_with_zero_correct_class_gradient() {
 /// PyTorch does); ours is the same bits with either kernel, and +0.0 would not be.
 #[test]
 fn collapsed_mean_and_sum_losses_are_negative_zero_like_burns() {
-    for reduction in [Reduction::Mean, Reduction::Sum] {
+    for reduction in [LossReduction::Mean, LossReduction::Sum] {
         let config = CollapseAwareCrossEntropyConfig::new().with_reduction(reduction);
         let r = run::<Ad32>(&config, &[17.0, 0.0, 0.0, 30.0, 0.0, 0.0], 3, &[0, 0]);
         assert_eq!(
@@ -119,7 +119,7 @@ fn three_d_logits_equal_the_flattened_rows() {
         .collect();
     let targets: Vec<i64> = vec![0, 4, 2, 1, 3, 3];
     let loss = CollapseAwareCrossEntropyConfig::new()
-        .with_reduction(Reduction::None)
+        .with_reduction(LossReduction::None)
         .init::<NdArray>(&device);
     let z3 = Tensor::<NdArray, 3>::from_data(
         TensorData::new(values.clone(), [2, 3, 5]),
@@ -130,13 +130,10 @@ fn three_d_logits_equal_the_flattened_rows() {
     let z2 =
         Tensor::<NdArray, 2>::from_data(TensorData::new(values, [6, 5]), (&device, DType::F32));
     let t1 = Tensor::<NdArray, 1, Int>::from_data(TensorData::new(targets, [6]), &device);
-    let a = loss.forward_3d(z3, t2);
-    let b = loss.forward(z2, t1);
+    let a = loss.forward_3d_with_stats(z3, t2);
+    let b = loss.forward_with_stats(z2, t1);
     assert_eq!(a.loss.into_data(), b.loss.into_data());
-    assert_eq!(
-        a.stats.unwrap().collapsed.into_data(),
-        b.stats.unwrap().collapsed.into_data()
-    );
+    assert_eq!(a.stats.collapsed.into_data(), b.stats.collapsed.into_data());
 }
 
 #[test]
@@ -215,6 +212,13 @@ fn loss32() -> slingshot_loss::CollapseAwareCrossEntropy<NdArray> {
     CollapseAwareCrossEntropyConfig::new().init(&Default::default())
 }
 
+/// With the opt-in input checks.
+fn checked32() -> slingshot_loss::CollapseAwareCrossEntropy<NdArray> {
+    CollapseAwareCrossEntropyConfig::new()
+        .with_check_inputs(true)
+        .init(&Default::default())
+}
+
 fn tensors(
     values: &[f32],
     shape: [usize; 2],
@@ -232,7 +236,7 @@ fn tensors(
 
 #[test]
 fn bad_inputs_are_errors_that_say_what_was_wrong() {
-    let l = loss32();
+    let l = checked32();
     let (z, t) = tensors(&[1.0, 2.0, 3.0, 4.0], [2, 2], &[0, 2]);
     let e = l.try_forward(z, t).unwrap_err();
     assert_eq!(
@@ -270,6 +274,14 @@ fn bad_inputs_are_errors_that_say_what_was_wrong() {
         l.try_forward(z, t).unwrap_err(),
         LossError::TooFewClasses { classes: 1 }
     );
+    assert_eq!(
+        LossError::TooFewClasses { classes: 1 }.to_string(),
+        "logits have 1 class; a cross-entropy needs at least 2"
+    );
+    assert_eq!(
+        LossError::TooFewClasses { classes: 0 }.to_string(),
+        "logits have 0 classes; a cross-entropy needs at least 2"
+    );
     let (z, t) = tensors(&[], [0, 3], &[]);
     assert_eq!(l.try_forward(z, t).unwrap_err(), LossError::EmptyBatch);
     let (z, t) = tensors(&[1.0, f32::NAN, f32::INFINITY, 0.0], [2, 2], &[0, 1]);
@@ -283,20 +295,49 @@ fn bad_inputs_are_errors_that_say_what_was_wrong() {
 #[should_panic(expected = "logits contain 1 non-finite values")]
 fn forward_panics_with_the_same_message() {
     let (z, t) = tensors(&[1.0, f32::NAN], [1, 2], &[0]);
-    loss32().forward(z, t);
+    checked32().forward(z, t);
+}
+
+/// The default does no device read per forward: non-finite logits are not looked for (the
+/// loss is NaN), while shapes, which need no read, are still checked.
+#[test]
+fn input_checks_are_opt_in() {
+    let (z, t) = tensors(&[1.0, f32::NAN], [1, 2], &[0]);
+    assert!(loss32().try_forward(z, t).unwrap().into_scalar().is_nan());
+    let (z, t) = tensors(&[1.0, 2.0, 3.0, 4.0], [2, 2], &[0]);
+    assert!(matches!(
+        loss32().try_forward(z, t),
+        Err(LossError::ShapeMismatch { .. })
+    ));
 }
 
 #[test]
 fn bad_config_values_are_rejected() {
     let device = Default::default();
     let err = |c: CollapseAwareCrossEntropyConfig| c.try_init::<NdArray>(&device).unwrap_err();
+    // burn's interval: [0, 1], both ends included.
+    for ok in [0.0, 1.0] {
+        let c = CollapseAwareCrossEntropyConfig::new().with_smoothing(Some(ok));
+        assert!(c.try_init::<NdArray>(&device).is_ok());
+    }
     assert_eq!(
-        err(CollapseAwareCrossEntropyConfig::new().with_label_smoothing(1.0)),
-        LossError::InvalidLabelSmoothing(1.0)
+        err(CollapseAwareCrossEntropyConfig::new().with_smoothing(Some(1.5))),
+        LossError::InvalidLabelSmoothing(1.5)
     );
     assert_eq!(
-        err(CollapseAwareCrossEntropyConfig::new().with_label_smoothing(-0.1)),
-        LossError::InvalidLabelSmoothing(-0.1)
+        err(CollapseAwareCrossEntropyConfig::new().with_smoothing(Some(-0.5))),
+        LossError::InvalidLabelSmoothing(-0.5)
+    );
+    assert_eq!(
+        err(CollapseAwareCrossEntropyConfig::new().with_weights(Some(vec![1.0, 0.0]))),
+        LossError::InvalidWeight {
+            class: 1,
+            weight: 0.0
+        }
+    );
+    assert_eq!(
+        err(CollapseAwareCrossEntropyConfig::new().with_weights(Some(vec![f32::NAN]))).to_string(),
+        "weights[0] = NaN is invalid; class weights must be finite and > 0"
     );
     assert_eq!(
         err(CollapseAwareCrossEntropyConfig::new().with_z_loss(-1e-4)),
@@ -310,17 +351,17 @@ fn bad_config_values_are_rejected() {
 }
 
 #[test]
-#[should_panic(expected = "label_smoothing = 1.5 is invalid")]
+#[should_panic(expected = "smoothing = 1.5 is invalid")]
 fn init_panics_on_a_bad_config() {
     CollapseAwareCrossEntropyConfig::new()
-        .with_label_smoothing(1.5)
+        .with_smoothing(Some(1.5))
         .init::<NdArray>(&Default::default());
 }
 
 #[test]
 fn the_loss_runs_without_autodiff_too() {
     let (z, t) = tensors(&[20.0, 0.0, 0.0], [1, 3], &[0]);
-    let out = loss32().forward(z, t);
+    let out = loss32().forward_with_stats(z, t);
     assert_eq!(out.loss.into_scalar(), 0.0);
-    assert_eq!(out.stats.unwrap().summary().collapsed_fraction, 1.0);
+    assert_eq!(out.stats.summary().collapsed_fraction, 1.0);
 }

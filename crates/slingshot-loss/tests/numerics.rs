@@ -8,7 +8,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use common::{Ad32, Ad64, U32, per_row, run, to_f64};
 use proptest::prelude::*;
-use slingshot_loss::{CollapseAwareCrossEntropyConfig, LossPrecision, Reduction};
+use slingshot_loss::{CollapseAwareCrossEntropyConfig, LossPrecision, LossReduction};
 use slingshot_numerics::strategies::{LogitRowConfig, logit_rows_mixed};
 use slingshot_numerics::{
     AbsorptionThresholds, CollapsePrediction, CrossEntropySimulator, FloatFormat, SummationOrder,
@@ -134,7 +134,7 @@ proptest! {
         let normalizer = if stablemax { slingshot_loss::Normalizer::StableMax } else { slingshot_loss::Normalizer::Softmax };
         let logits: Vec<f64> = if stablemax { logits.iter().map(|z| z + 0.37).collect() } else { logits };
         let config = CollapseAwareCrossEntropyConfig::new()
-            .with_label_smoothing(smoothing)
+            .with_smoothing(Some(smoothing as f32))
             .with_z_loss(z_loss)
             .with_normalizer(normalizer);
         let g = run::<Ad64>(&config, &logits, k, &targets).grad;
@@ -220,7 +220,7 @@ fn mean_and_sum_reductions_scale_the_per_row_losses() {
     let rows = run::<Ad32>(&per_row(), &logits, 3, &[0, 2]);
     let mean = run::<Ad32>(&CollapseAwareCrossEntropyConfig::new(), &logits, 3, &[0, 2]);
     let sum = run::<Ad32>(
-        &CollapseAwareCrossEntropyConfig::new().with_reduction(Reduction::Sum),
+        &CollapseAwareCrossEntropyConfig::new().with_reduction(LossReduction::Sum),
         &logits,
         3,
         &[0, 2],

@@ -67,8 +67,14 @@ impl ClassifierHeadConfig {
     }
 
     /// Builds the head; panics with the [`NnError`] message on an invalid dimension.
+    #[track_caller]
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClassifierHead<B> {
-        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+        // A `match`, not `unwrap_or_else`: a closure's panic would name this line, not
+        // the caller's.
+        match self.try_init(device) {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 

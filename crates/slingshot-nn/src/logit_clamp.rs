@@ -23,6 +23,12 @@ pub fn try_clamp_logit_margin<B: Backend>(
 }
 
 /// [`try_clamp_logit_margin`]; panics with the [`NnError`] message on an invalid `margin`.
+#[track_caller]
 pub fn clamp_logit_margin<B: Backend>(logits: Tensor<B, 2>, margin: f64) -> Tensor<B, 2> {
-    try_clamp_logit_margin(logits, margin).unwrap_or_else(|e| panic!("{e}"))
+    // A `match`, not `unwrap_or_else`: a closure's panic would name this line, not
+    // the caller's.
+    match try_clamp_logit_margin(logits, margin) {
+        Ok(value) => value,
+        Err(e) => panic!("{e}"),
+    }
 }

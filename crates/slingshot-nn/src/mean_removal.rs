@@ -38,6 +38,12 @@ pub fn try_mu_loss<B: Backend>(linear: &Linear<B>, gamma: f64) -> Result<Tensor<
 }
 
 /// [`try_mu_loss`]; panics with the [`NnError`] message on an invalid `gamma`.
+#[track_caller]
 pub fn mu_loss<B: Backend>(linear: &Linear<B>, gamma: f64) -> Tensor<B, 1> {
-    try_mu_loss(linear, gamma).unwrap_or_else(|e| panic!("{e}"))
+    // A `match`, not `unwrap_or_else`: a closure's panic would name this line, not
+    // the caller's.
+    match try_mu_loss(linear, gamma) {
+        Ok(value) => value,
+        Err(e) => panic!("{e}"),
+    }
 }

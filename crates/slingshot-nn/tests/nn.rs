@@ -420,3 +420,43 @@ fn logit_clamp_keeps_absorption_but_rejects_bad_margins() {
         assert!(matches!(err, NnError::InvalidMargin(m) if m.to_bits() == bad.to_bits()));
     }
 }
+
+/// The file where `f` panicked. The hook records only this thread's panics and passes the
+/// others on, because the tests of this binary run in parallel and share one hook.
+fn panic_file(f: impl FnOnce()) -> String {
+    use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
+    use std::sync::{Arc, Mutex};
+    type Hook = dyn Fn(&PanicHookInfo<'_>) + Send + Sync;
+    let me = std::thread::current().id();
+    let seen = Arc::new(Mutex::new(None));
+    let previous: Arc<Hook> = Arc::from(panic::take_hook());
+    let (record, others) = (Arc::clone(&seen), Arc::clone(&previous));
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == me {
+            *record.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        } else {
+            others(info);
+        }
+    }));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    panic::set_hook(Box::new(move |info| previous(info)));
+    assert!(result.is_err(), "expected a panic");
+    seen.lock().unwrap().take().expect("the hook saw the panic")
+}
+
+/// The panicking forms carry `#[track_caller]`: their panics name the caller's file, not
+/// slingshot-nn's.
+#[test]
+fn panics_name_the_callers_file() {
+    let device = Default::default();
+    let linear = LinearConfig::new(3, 2).init::<B>(&device);
+    let files = [
+        panic_file(|| drop(CenteredLinearConfig::new(3, 1).init::<B>(&device))),
+        panic_file(|| drop(ClassifierHeadConfig::new(3, 1).init::<B>(&device))),
+        panic_file(|| drop(clamp_logit_margin(tensor2::<B>(&[1.0, 2.0], [1, 2]), 0.0))),
+        panic_file(|| drop(mu_loss(&linear, -1.0))),
+    ];
+    for file in files {
+        assert_eq!(file, file!());
+    }
+}

@@ -6,7 +6,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum NumericsError {
     /// A softmax needs at least two classes to have any residual mass.
-    #[error("class count must be at least 2, got {classes}")]
+    #[error("a softmax needs at least 2 classes, got {classes} {}", classes_noun(*.classes))]
     TooFewClasses {
         /// The class count that was given.
         classes: usize,
@@ -36,7 +36,10 @@ pub enum NumericsError {
         reason: &'static str,
     },
     /// A label outside `0..classes`.
-    #[error("label {label} is out of range for {classes} classes (expected 0..{classes})")]
+    #[error(
+        "label {label} is out of range for {classes} {} (expected 0..{classes})",
+        classes_noun(*.classes)
+    )]
     LabelOutOfRange {
         /// The label that was given.
         label: usize,
@@ -73,4 +76,30 @@ pub enum NumericsError {
         /// The allowed range, in words.
         expected: &'static str,
     },
+}
+
+/// "class" for one, "classes" otherwise, so that messages read "got 1 class".
+fn classes_noun(count: usize) -> &'static str {
+    if count == 1 { "class" } else { "classes" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_counts_are_singular_for_one() {
+        let few = |classes| NumericsError::TooFewClasses { classes }.to_string();
+        assert_eq!(few(1), "a softmax needs at least 2 classes, got 1 class");
+        assert_eq!(few(0), "a softmax needs at least 2 classes, got 0 classes");
+        let label = |classes| NumericsError::LabelOutOfRange { label: 3, classes }.to_string();
+        assert_eq!(
+            label(1),
+            "label 3 is out of range for 1 class (expected 0..1)"
+        );
+        assert_eq!(
+            label(3),
+            "label 3 is out of range for 3 classes (expected 0..3)"
+        );
+    }
 }

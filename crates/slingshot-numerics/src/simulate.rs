@@ -187,6 +187,10 @@ impl SimulatedCrossEntropy {
 }
 
 /// `z_r - max_{k != r} z_k` in f64.
+///
+/// # Panics
+/// If `label` is not an index of `logits`; the panic names the caller's line.
+#[track_caller]
 pub fn margin_of(logits: &[f64], label: usize) -> f64 {
     let runner_up = logits
         .iter()

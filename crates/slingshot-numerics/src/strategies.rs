@@ -87,6 +87,10 @@ pub fn summation_orders() -> impl Strategy<Value = SummationOrder> {
 
 /// Class counts drawn log-uniformly from `range` (so 2..=50304 covers small and vocabulary-sized
 /// softmaxes alike); shrinks towards the low end.
+///
+/// # Panics
+/// If `range` holds no count of at least 2; the panic names the caller's line.
+#[track_caller]
 pub fn class_counts(range: RangeInclusive<usize>) -> impl Strategy<Value = usize> {
     let (lo, hi) = (*range.start().max(&2), *range.end());
     assert!(lo <= hi, "empty class range {lo}..={hi}");
@@ -96,6 +100,10 @@ pub fn class_counts(range: RangeInclusive<usize>) -> impl Strategy<Value = usize
 
 /// Rows of logits exact in `format`: one runner-up at `offset`, the label `margin` above it,
 /// the rest spread below, the label at a random position.
+///
+/// # Panics
+/// As [`class_counts`] does, for `config.classes`.
+#[track_caller]
 pub fn logit_rows(format: FloatFormat, config: LogitRowConfig) -> BoxedStrategy<LogitRow> {
     let LogitRowConfig {
         classes,
@@ -119,6 +127,10 @@ pub fn logit_rows(format: FloatFormat, config: LogitRowConfig) -> BoxedStrategy<
 /// [`collapse_certain_at`] for their class count: relative offsets from 1e-8 to 3e-2, where a
 /// loss that gets the rounding slightly wrong disagrees with the thresholds. `config.margin` is
 /// ignored; the other fields apply as in [`logit_rows`].
+///
+/// # Panics
+/// As [`logit_rows`] does.
+#[track_caller]
 pub fn logit_rows_near_thresholds(
     format: FloatFormat,
     config: LogitRowConfig,
@@ -159,6 +171,10 @@ pub fn logit_rows_near_thresholds(
 /// Half [`logit_rows`] (margins uniform in `config.margin`), half
 /// [`logit_rows_near_thresholds`]: both the bulk and the edges, which is what a property test
 /// of a loss against the thresholds usually wants.
+///
+/// # Panics
+/// As [`logit_rows`] does.
+#[track_caller]
 pub fn logit_rows_mixed(format: FloatFormat, config: LogitRowConfig) -> BoxedStrategy<LogitRow> {
     prop_oneof![
         logit_rows(format, config.clone()),

@@ -302,3 +302,48 @@ fn threshold_strategies_cover_every_prediction() {
         assert!(counts.iter().all(|&c| c >= 40), "{format}: {counts:?}");
     }
 }
+
+/// The file where `f` panicked. The hook records only this thread's panics and passes the
+/// others on, because the tests of this binary run in parallel and share one hook.
+fn panic_file(f: impl FnOnce()) -> String {
+    use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
+    use std::sync::{Arc, Mutex};
+    type Hook = dyn Fn(&PanicHookInfo<'_>) + Send + Sync;
+    let me = std::thread::current().id();
+    let seen = Arc::new(Mutex::new(None));
+    let previous: Arc<Hook> = Arc::from(panic::take_hook());
+    let (record, others) = (Arc::clone(&seen), Arc::clone(&previous));
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == me {
+            *record.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        } else {
+            others(info);
+        }
+    }));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    panic::set_hook(Box::new(move |info| previous(info)));
+    assert!(result.is_err(), "expected a panic");
+    seen.lock().unwrap().take().expect("the hook saw the panic")
+}
+
+/// The panicking forms carry `#[track_caller]`: their panics name the caller's file, not
+/// slingshot-numerics'.
+#[test]
+fn panics_name_the_callers_file() {
+    use slingshot_numerics::margin_of;
+    use slingshot_numerics::strategies::class_counts;
+    let config = LogitRowConfig {
+        classes: 0..=1,
+        ..LogitRowConfig::default()
+    };
+    let files = [
+        panic_file(|| drop(class_counts(0..=1))),
+        panic_file(|| drop(logit_rows_mixed(FloatFormat::F32, config))),
+        panic_file(|| {
+            let _ = margin_of(&[1.0, 2.0], 2);
+        }),
+    ];
+    for file in files {
+        assert_eq!(file, file!());
+    }
+}

@@ -85,7 +85,13 @@ impl ProbedAdamConfig {
     ///
     /// # Panics
     /// On an invalid value, with [`OptimError`]'s message; [`Self::try_init`] returns it.
+    #[track_caller]
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> ProbedAdam<M, B> {
-        self.try_init().unwrap_or_else(|e| panic!("{e}"))
+        // A `match`, not `unwrap_or_else`: a closure's panic would name this line, not
+        // the caller's.
+        match self.try_init() {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
     }
 }

@@ -16,7 +16,8 @@
 //!   `clip_grad_norm_` does (burn's own clipping is per parameter).
 //! * [`SpikeDetector`]: online detection of loss spikes (a jump over a running baseline of
 //!   recent low values, above an absolute level) and update spikes (a mean update many times
-//!   the previous step's), with the steps where they start.
+//!   the one observed before it, `log_every` steps earlier when fed at logging steps), with
+//!   the steps where they start.
 //!
 //! Bad input (an invalid configuration, a non-finite learning rate to
 //! [`ProbedAdam::try_step`]) is an [`OptimError`]. See `docs/optim.md` for the costs.

@@ -20,8 +20,9 @@ pub struct SpikeDetectorConfig {
     pub window: usize,
     /// Steps of history needed before anything is called a spike.
     pub warmup: usize,
-    /// An update spike: the mean update magnitude is at least this many times the previous
-    /// step's (§3.3 reports about 50x at a slingshot; the default is 20x).
+    /// An update spike: the mean update magnitude is at least this many times the one passed
+    /// to the previous [`SpikeDetector::observe_update`] call (§3.3 reports about 50x at a
+    /// slingshot; the default is 20x).
     pub update_factor: f64,
 }
 
@@ -86,15 +87,51 @@ pub struct SpikeEvent {
     pub kind: SpikeKind,
     /// The value that triggered it.
     pub value: f64,
-    /// What it was compared with: the loss baseline, or the previous step's update.
+    /// What it was compared with: the loss baseline, or the update of the previous
+    /// [`SpikeDetector::observe_update`] call (`log_every` steps earlier when it is called
+    /// every `log_every` steps).
     pub reference: f64,
 }
 
 /// Watches a training run step by step and records where spikes start.
 ///
+/// Build it with [`SpikeDetector::try_new`] from a [`SpikeDetectorConfig`] (`default()` is
+/// a loss 10x its recent minimum, an update 20x the last one). Then feed it as the run goes:
+/// [`observe_loss`](Self::observe_loss) with each step's loss (or each logged one), and
+/// [`observe_update`](Self::observe_update) with the mean update magnitude where you have it,
+/// usually at logging steps from `ProbedAdam`'s probe (`report.model.update.mean`). Both
+/// return the event that starts at that step; [`events`](Self::events),
+/// [`loss_spike_steps`](Self::loss_spike_steps) and
+/// [`update_spike_steps`](Self::update_spike_steps) give all of them afterwards.
+///
 /// A loss spike is one event however many steps it lasts: it ends when the loss falls back
 /// to `loss_factor` times the baseline, and steps inside it do not enter the baseline.
 /// Non-finite losses count as spikes.
+///
+/// An update is compared with the one passed to the previous `observe_update` call, not with
+/// the previous step's: fed every `log_every` steps, the window is `log_every` steps.
+///
+/// ```
+/// use slingshot_optim::{OptimError, SpikeDetector, SpikeDetectorConfig};
+///
+/// fn main() -> Result<(), OptimError> {
+///     let mut detector = SpikeDetector::try_new(SpikeDetectorConfig::default())?;
+///     let log_every = 10;
+///     for step in 0..1000u64 {
+///         // Stand-ins for a training step's loss and the probe's mean |update|.
+///         let loss = if step == 600 { 2.0 } else { 1e-2 };
+///         detector.observe_loss(step, loss);
+///         if step % log_every == 0 {
+///             let mean_update = if step == 600 { 5e-3 } else { 1e-4 };
+///             // Compared with the update observed at `step - log_every`.
+///             detector.observe_update(step, mean_update);
+///         }
+///     }
+///     assert_eq!(detector.loss_spike_steps(), vec![600]);
+///     assert_eq!(detector.update_spike_steps(), vec![600]);
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SpikeDetector {
     config: SpikeDetectorConfig,
@@ -153,7 +190,13 @@ impl SpikeDetector {
     }
 
     /// Records the mean update magnitude of `step`; returns the event if it is at least
-    /// `update_factor` times the previous step's.
+    /// `update_factor` times the value of the previous `observe_update` call.
+    ///
+    /// The window is the distance between calls, not one step: called every `log_every`
+    /// steps, it compares with the update `log_every` steps earlier (the event's
+    /// `reference`). A jump that builds up over those steps counts, and a spike that comes
+    /// and goes between two calls is missed; `ProbedAdam`'s `max_update_ratio` covers every
+    /// step. The first call only sets the reference.
     pub fn observe_update(&mut self, step: u64, mean_update: f64) -> Option<SpikeEvent> {
         let event = self.previous_update.and_then(|prev| {
             (prev > 0.0 && mean_update >= self.config.update_factor * prev).then_some(SpikeEvent {

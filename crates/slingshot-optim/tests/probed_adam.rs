@@ -411,6 +411,19 @@ fn init_panics_with_the_error_message() {
         .init::<Ad, Mlp<Ad>>();
 }
 
+/// `init` carries `#[track_caller]`: its panic names the caller's file, not slingshot-optim's.
+#[test]
+fn init_panics_in_the_callers_file() {
+    let file = common::panic_file(|| {
+        drop(
+            ProbedAdamConfig::new()
+                .with_beta_2(1.0)
+                .init::<Ad, Mlp<Ad>>(),
+        );
+    });
+    assert_eq!(file, file!());
+}
+
 #[test]
 fn try_step_rejects_bad_learning_rates() {
     let mut optim = paper_adam(true);

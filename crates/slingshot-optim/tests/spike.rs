@@ -153,3 +153,30 @@ fn bad_configs_say_what_is_allowed() {
         }
     ));
 }
+
+/// Fed every 10 steps, `observe_update` compares with the update 10 steps earlier (the
+/// previous call), not with the previous step's.
+#[test]
+fn updates_are_compared_with_the_previous_call_not_the_previous_step() {
+    // An update growing 1.5x per step: no step-to-step ratio reaches 20x, but ten steps
+    // compound to 1.5^10 = 57.7x.
+    let update = |t: u64| 1e-6 * 1.5f64.powi(t as i32);
+    let mut every_10 = detector();
+    let events: Vec<_> = (0..=30)
+        .step_by(10)
+        .filter_map(|t| every_10.observe_update(t, update(t)))
+        .collect();
+    assert_eq!(every_10.update_spike_steps(), vec![10, 20, 30]);
+    assert_eq!(
+        (events[0].value, events[0].reference),
+        (update(10), update(0))
+    );
+    assert_eq!(events[2].reference, update(20));
+
+    // Fed every step, the same run has no update spike.
+    let mut every_step = detector();
+    for t in 0..=30 {
+        every_step.observe_update(t, update(t));
+    }
+    assert!(every_step.update_spike_steps().is_empty());
+}

@@ -1,4 +1,4 @@
-//! The fused kernel for CubeCL backends (burn-cuda): one launch per direction.
+//! The fused kernel for CubeCL backends (burn-cuda, burn-wgpu): one launch per direction.
 //!
 //! Forward: one cube per row reads the logits (twice for short rows, whose second read hits
 //! on-chip cache; once for long rows, with an online max), and writes a `[9, n]` block of per-row
@@ -16,23 +16,99 @@
 
 mod kernels;
 
+use std::any::TypeId;
+
+use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Shape, Tensor, TensorPrimitive};
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_cubecl::{CubeBackend, CubeRuntime};
 
-use crate::cube_plan::{Geometry, row};
+use crate::cube_plan::{Geometry, fused_compute_dtype, row};
+use crate::dispatch::{Inputs, same};
 use crate::kernel::{Forward, GradParts, LossPlan};
-use crate::{CollapseStats, Reduction};
+use crate::{CollapseStats, LossError, LossReduction as Reduction};
 
-type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+/// The fused kernel when the logits are a `CubeTensor` of an enabled runtime, the kernel covers
+/// the plan and the device has the dtypes; else the inputs back.
+pub(crate) fn try_forward<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    plan: &LossPlan,
+    need_grad: bool,
+) -> Result<Result<Forward<B>, LossError>, Inputs<B>> {
+    #[cfg(feature = "wgpu")]
+    let (logits, targets) =
+        match try_runtime::<B, burn_wgpu::WgpuRuntime>(logits, targets, plan, need_grad) {
+            Ok(result) => return Ok(result),
+            Err(inputs) => inputs,
+        };
+    #[cfg(feature = "cuda")]
+    let (logits, targets) = match try_runtime::<B, burn_cubecl::cubecl::cuda::CudaRuntime>(
+        logits, targets, plan, need_grad,
+    ) {
+        Ok(result) => return Ok(result),
+        Err(inputs) => inputs,
+    };
+    Err((logits, targets))
+}
+
+fn try_runtime<B: Backend, R: CubeRuntime>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    plan: &LossPlan,
+    need_grad: bool,
+) -> Result<Result<Forward<B>, LossError>, Inputs<B>> {
+    let dtype = logits.dtype();
+    let device = logits.device();
+    let covered = TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<CubeTensor<R>>();
+    match fused_compute_dtype(plan, dtype) {
+        // f64 is optional on CubeCL runtimes; without it the portable kernel gives the error.
+        Some(compute)
+            if covered
+                && B::supports_dtype(&device, dtype)
+                && B::supports_dtype(&device, compute) =>
+        {
+            Ok(Ok(forward::<B, R>(
+                logits, targets, plan, compute, need_grad,
+            )))
+        }
+        _ => Err((logits, targets)),
+    }
+}
+
+/// `Autodiff<X>` over burn's `Wgpu`/`Cuda` backend types, with and without fusion, as one
+/// autodiff node (see [`crate::autodiff::known`]).
+pub(crate) fn known_autodiff<B: Backend>(
+    inputs: Inputs<B>,
+    plan: &LossPlan,
+) -> Result<Result<crate::dispatch::LossParts<B>, LossError>, Inputs<B>> {
+    use crate::autodiff::try_backends;
+    use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, NoCheckpointing};
+    use burn_fusion::Fusion;
+    #[allow(unused_imports)]
+    use half::{bf16, f16};
+    #[cfg(feature = "wgpu")]
+    type W<F, BT> = CubeBackend<burn_wgpu::WgpuRuntime, F, i32, BT>;
+    #[cfg(feature = "wgpu")]
+    try_backends!(inputs, plan, B;
+        W<f32, u32>, W<f16, u32>, W<f32, u8>,
+        Fusion<W<f32, u32>>, Fusion<W<f16, u32>>, Fusion<W<f32, u8>>);
+    #[cfg(feature = "cuda")]
+    type C<F> = CubeBackend<burn_cubecl::cubecl::cuda::CudaRuntime, F, i32, u8>;
+    #[cfg(feature = "cuda")]
+    try_backends!(inputs, plan, B;
+        C<f32>, C<f16>, C<bf16>, C<f64>,
+        Fusion<C<f32>>, Fusion<C<f16>>, Fusion<C<bf16>>);
+    Err(inputs)
+}
 
 /// What the backward kernel needs: the logits themselves (not `[n, k]` probabilities) and the
 /// forward's per-row block.
 #[derive(Debug, Clone)]
-pub(crate) struct CubeGrad<B: burn::tensor::backend::Backend> {
+pub(crate) struct CubeGrad<B: Backend> {
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     rows: Tensor<B, 2>,
@@ -43,24 +119,11 @@ pub(crate) struct CubeGrad<B: burn::tensor::backend::Backend> {
     launch: fn(CubeGrad<B>, Tensor<B, 1>) -> Tensor<B, 2>,
 }
 
-impl<B: burn::tensor::backend::Backend> CubeGrad<B> {
+impl<B: Backend> CubeGrad<B> {
     /// `d loss / d logits` for the upstream gradient of the loss tensor, in the logits' dtype.
     pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
         (self.launch)(self, upstream)
     }
-}
-
-/// Whether the device computes in `compute` (f64 is optional on CubeCL runtimes).
-pub(crate) fn supports<R, F, I, BT>(device: &R::Device, logits: DType, compute: DType) -> bool
-where
-    R: CubeRuntime,
-    F: FloatElement,
-    I: IntElement,
-    BT: BoolElement,
-{
-    use burn::tensor::backend::Backend;
-    Cube::<R, F, I, BT>::supports_dtype(device, logits)
-        && Cube::<R, F, I, BT>::supports_dtype(device, compute)
 }
 
 /// The geometry of a launch over `[n, k]` logits stored as `dtype`, on `client`'s device.
@@ -81,24 +144,20 @@ fn geometry<R: CubeRuntime>(
     )
 }
 
-/// The forward pass; `compute` is [`crate::cube_plan::fused_compute_dtype`]'s answer.
-pub(crate) fn forward<R, F, I, BT>(
-    logits: Tensor<Cube<R, F, I, BT>, 2>,
-    targets: Tensor<Cube<R, F, I, BT>, 1, Int>,
+/// The forward pass on a backend `B` whose tensors are `CubeTensor<R>`; `compute` is
+/// [`fused_compute_dtype`]'s answer. The launch works on the primitives; everything around it
+/// is `B`'s own ops, so that its booleans and defaults are `B`'s.
+fn forward<B: Backend, R: CubeRuntime>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
     plan: &LossPlan,
     compute: DType,
     need_grad: bool,
-) -> Forward<Cube<R, F, I, BT>>
-where
-    R: CubeRuntime,
-    F: FloatElement,
-    I: IntElement,
-    BT: BoolElement,
-{
+) -> Forward<B> {
     let [n, k] = logits.dims();
     let logits_dtype = logits.dtype();
-    let z: CubeTensor<R> = into_contiguous(logits.into_primitive().tensor());
-    let t: CubeTensor<R> = into_contiguous(targets.into_primitive());
+    let z: CubeTensor<R> = into_contiguous(same(logits.into_primitive().tensor()));
+    let t: CubeTensor<R> = into_contiguous(same(targets.into_primitive()));
     let client = z.client.clone();
     let g = geometry(&client, n, k, logits_dtype);
     let rows = empty_device_contiguous_dtype(
@@ -139,7 +198,7 @@ where
         );
     }
 
-    let rows = Tensor::<Cube<R, F, I, BT>, 2>::from_primitive(TensorPrimitive::Float(rows));
+    let rows = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(same(rows)));
     let per_row = |i: usize| rows.clone().narrow(0, i, 1).reshape([n]);
     // The reduction exactly as the portable kernel does it: of the log-probabilities, negated
     // afterwards (so that a sum of zero losses is -0.0).
@@ -166,13 +225,13 @@ where
     });
     let grad = need_grad.then(|| {
         GradParts::Cube(CubeGrad {
-            logits: Tensor::from_primitive(TensorPrimitive::Float(z)),
-            targets: Tensor::from_primitive(t),
+            logits: Tensor::from_primitive(TensorPrimitive::Float(same(z))),
+            targets: Tensor::from_primitive(same(t)),
             rows,
             compute,
             reduction: plan.reduction,
             zero_sum: plan.zero_sum,
-            launch: backward::<R, F, I, BT>,
+            launch: backward::<B, R>,
         })
     });
     Forward {
@@ -183,21 +242,16 @@ where
 }
 
 /// The backward launch: the gradient in the logits' dtype.
-fn backward<R, F, I, BT>(
-    parts: CubeGrad<Cube<R, F, I, BT>>,
-    upstream: Tensor<Cube<R, F, I, BT>, 1>,
-) -> Tensor<Cube<R, F, I, BT>, 2>
-where
-    R: CubeRuntime,
-    F: FloatElement,
-    I: IntElement,
-    BT: BoolElement,
-{
+fn backward<B: Backend, R: CubeRuntime>(
+    parts: CubeGrad<B>,
+    upstream: Tensor<B, 1>,
+) -> Tensor<B, 2> {
     let [n, k] = parts.logits.dims();
-    let up: CubeTensor<R> = into_contiguous(upstream.cast(parts.compute).into_primitive().tensor());
-    let z: CubeTensor<R> = parts.logits.into_primitive().tensor();
-    let t: CubeTensor<R> = parts.targets.into_primitive();
-    let rows: CubeTensor<R> = parts.rows.into_primitive().tensor();
+    let up: CubeTensor<R> =
+        into_contiguous(same(upstream.cast(parts.compute).into_primitive().tensor()));
+    let z: CubeTensor<R> = same(parts.logits.into_primitive().tensor());
+    let t: CubeTensor<R> = same(parts.targets.into_primitive());
+    let rows: CubeTensor<R> = same(parts.rows.into_primitive().tensor());
     let client = z.client.clone();
     let g = geometry(&client, n, k, z.dtype);
     let grad = empty_device_contiguous_dtype(
@@ -239,5 +293,5 @@ where
             dtypes,
         );
     }
-    Tensor::from_primitive(TensorPrimitive::Float(grad))
+    Tensor::from_primitive(TensorPrimitive::Float(same(grad)))
 }

@@ -8,9 +8,7 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_ndarray::NdArray;
-use slingshot_loss::{
-    CollapseAwareCrossEntropyConfig, CollapseLossBackend, CollapseSummary, Reduction,
-};
+use slingshot_loss::{CollapseAwareCrossEntropyConfig, CollapseSummary, LossReduction};
 
 /// f32 model, autodiff.
 pub type Ad32 = Autodiff<NdArray<f32>>;
@@ -27,7 +25,7 @@ pub struct Run {
 }
 
 /// Forward on `rows` x `k` logits, then backward from `loss.sum()` (upstream 1 per loss value).
-pub fn run<B: AutodiffBackend + CollapseLossBackend>(
+pub fn run<B: AutodiffBackend>(
     config: &CollapseAwareCrossEntropyConfig,
     logits: &[f64],
     k: usize,
@@ -36,13 +34,9 @@ pub fn run<B: AutodiffBackend + CollapseLossBackend>(
     let device = Default::default();
     let (z, t) = inputs::<B>(logits, k, targets);
     let z = z.require_grad();
-    let out = config.init::<B>(&device).forward(z.clone(), t);
-    let summary = out.stats.as_ref().map(|s| s.summary());
-    let collapsed = out
-        .stats
-        .as_ref()
-        .map(|s| flags(s.collapsed.clone()))
-        .unwrap_or_default();
+    let out = config.init::<B>(&device).forward_with_stats(z.clone(), t);
+    let summary = Some(out.stats.summary());
+    let collapsed = flags(out.stats.collapsed.clone());
     let loss = to_f64(out.loss.clone().inner());
     let grads = out.loss.sum().backward();
     let grad = to_f64(z.grad(&grads).expect("gradient"));
@@ -93,7 +87,7 @@ pub fn to_f64<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>
 
 /// Per-row losses (reduction None), the rest at defaults.
 pub fn per_row() -> CollapseAwareCrossEntropyConfig {
-    CollapseAwareCrossEntropyConfig::new().with_reduction(Reduction::None)
+    CollapseAwareCrossEntropyConfig::new().with_reduction(LossReduction::None)
 }
 
 /// Unit roundoff of f32.

@@ -111,3 +111,26 @@ pub fn grads_of(model: &Weights<Ad>, gradient: &[f32]) -> GradientsParams {
 pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().iter::<f64>().collect()
 }
+
+/// The file where `f` panicked. The hook records only this thread's panics and passes the
+/// others on, because the tests of this binary run in parallel and share one hook.
+pub fn panic_file(f: impl FnOnce()) -> String {
+    use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
+    use std::sync::{Arc, Mutex};
+    type Hook = dyn Fn(&PanicHookInfo<'_>) + Send + Sync;
+    let me = std::thread::current().id();
+    let seen = Arc::new(Mutex::new(None));
+    let previous: Arc<Hook> = Arc::from(panic::take_hook());
+    let (record, others) = (Arc::clone(&seen), Arc::clone(&previous));
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == me {
+            *record.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        } else {
+            others(info);
+        }
+    }));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    panic::set_hook(Box::new(move |info| previous(info)));
+    assert!(result.is_err(), "expected a panic");
+    seen.lock().unwrap().take().expect("the hook saw the panic")
+}
