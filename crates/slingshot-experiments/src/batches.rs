@@ -1,7 +1,7 @@
 //! The task's tensors on the device, and the rows of each step's batch.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Element, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
@@ -29,7 +29,7 @@ impl<B: Backend> Split<B> {
         let inputs = match kind {
             ModelKind::Mlp => {
                 let x: Vec<f32> = one_hot_rows(examples, vocab);
-                let dtype = <B::FloatElem as Element>::dtype();
+                let dtype = float_dtype::<B>(device);
                 Inputs::OneHot(Tensor::from_data(
                     TensorData::new(x, [n, 4 * vocab]).convert_dtype(dtype),
                     (device, dtype),
@@ -55,7 +55,7 @@ impl<B: Backend> Split<B> {
     pub fn images(split: &ImageSplit, device: &B::Device) -> Self {
         let n = split.len();
         debug_assert_eq!(split.pixels.len(), n * IMAGE_BYTES);
-        let dtype = <B::FloatElem as Element>::dtype();
+        let dtype = float_dtype::<B>(device);
         let pixels = TensorData::new(split.pixels.clone(), [n, 3, 32, 32]).convert_dtype(dtype);
         let labels: Vec<i64> = split.labels.iter().map(|&l| i64::from(l)).collect();
         Self {
@@ -122,6 +122,14 @@ pub fn batch_indices(n: usize, rows: usize, seed: u64, step: u64) -> Vec<usize> 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(step.wrapping_add(1));
     sample(&mut rng, n, rows.min(n)).into_vec()
+}
+
+/// The device's default float dtype: the backend's own element, or f64 where an f64 arm made
+/// it the default (burn-flex implements `Backend` for f32 only).
+pub(crate) fn float_dtype<B: Backend>(device: &B::Device) -> burn::tensor::DType {
+    burn::tensor::get_device_settings::<B>(device)
+        .float_dtype
+        .into()
 }
 
 #[cfg(test)]

@@ -44,6 +44,11 @@ impl fmt::Display for Precision {
 pub enum BackendKind {
     /// burn-ndarray on the CPU.
     Ndarray,
+    /// burn-flex on the CPU (gemm and SIMD).
+    Flex,
+    /// burn-wgpu, fusion-free (needs the `wgpu` feature and a Vulkan, Metal or DX12 adapter;
+    /// WGSL has no f64, so only the f32 arms run).
+    Wgpu,
     /// burn-cuda (needs the `cuda` feature and a GPU).
     Cuda,
 }
@@ -52,6 +57,8 @@ impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             BackendKind::Ndarray => "ndarray",
+            BackendKind::Flex => "flex",
+            BackendKind::Wgpu => "wgpu",
             BackendKind::Cuda => "cuda",
         })
     }
@@ -437,6 +444,15 @@ impl TrainConfig {
         }
         if self.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {
             return bad("--backend cuda needs a build with `--features cuda`".into());
+        }
+        if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
+            return bad("--backend wgpu needs a build with `--features wgpu`".into());
+        }
+        if self.backend == BackendKind::Wgpu && self.precision != Precision::F32 {
+            return bad(format!(
+                "--backend wgpu has no f64 (WGSL): the {} arm needs ndarray, flex or cuda",
+                self.precision
+            ));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
+use burn_flex::Flex;
 use burn_ndarray::NdArray;
 use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, LossPrecision};
 use slingshot_nn::{NfiDiagnostics, clamp_logit_margin, mu_loss, remove_class_mean};
@@ -100,6 +101,17 @@ pub fn run(
         }
         #[cfg(not(feature = "cuda"))]
         (BackendKind::Cuda, _) => unreachable!("validate() refuses cuda without the feature"),
+        // burn-flex implements `Backend` for f32 only: the f64 arm is the same type with f64
+        // as the device's default float dtype (`claim_float_dtype`).
+        (BackendKind::Flex, _) => {
+            train::<Autodiff<Flex>>(config, dir, options, &Default::default())
+        }
+        #[cfg(feature = "wgpu")]
+        (BackendKind::Wgpu, _) => {
+            train::<Autodiff<burn_wgpu::Wgpu<f32, i32>>>(config, dir, options, &Default::default())
+        }
+        #[cfg(not(feature = "wgpu"))]
+        (BackendKind::Wgpu, _) => unreachable!("validate() refuses wgpu without the feature"),
     }
 }
 
@@ -153,7 +165,11 @@ fn train<B>(
 where
     B: AutodiffBackend,
 {
-    claim_float_dtype::<B::InnerBackend>(device)?;
+    let float = match config.precision {
+        Precision::F64 => DType::F64,
+        Precision::F32 | Precision::F64Loss => <B::FloatElem as burn::tensor::Element>::dtype(),
+    };
+    claim_float_dtype::<B::InnerBackend>(device, float)?;
     let (data, input, classes) = match &config.images {
         None => {
             let task =
@@ -370,8 +386,10 @@ pub fn init_model<B: Backend>(
 /// there, and layers create their parameters in it: after an f32 run, an "f64" model on the
 /// same device would silently be f32. Claim the dtype, and refuse if another run already
 /// claimed a different one (the binaries run each precision in its own process).
-pub(crate) fn claim_float_dtype<B: Backend>(device: &B::Device) -> Result<(), ExperimentError> {
-    let want = <B::FloatElem as burn::tensor::Element>::dtype();
+pub(crate) fn claim_float_dtype<B: Backend>(
+    device: &B::Device,
+    want: DType,
+) -> Result<(), ExperimentError> {
     let int = <B::IntElem as burn::tensor::Element>::dtype();
     // Fails harmlessly when the device is already initialized; the check below decides.
     let _ = burn::tensor::set_default_dtypes::<B>(device, want, int);

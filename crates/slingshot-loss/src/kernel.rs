@@ -152,6 +152,12 @@ impl<B: Backend> DeviceGrad<B> {
     }
 }
 
+/// Whether `B`'s device computes in `dtype`. burn-wgpu's WGSL compiler reports f64 where the
+/// Vulkan adapter has it (lavapipe does), but WGSL has no f64: its f64 `exp` returns garbage.
+pub(crate) fn device_has<B: Backend>(device: &B::Device, dtype: DType) -> bool {
+    B::supports_dtype(device, dtype) && !(dtype == DType::F64 && B::name(device).contains("wgsl"))
+}
+
 /// The dtype the loss is computed in and how it is rounded, for `precision` and logits of
 /// `dtype` on backend `B`.
 pub(crate) fn resolve<B: Backend>(
@@ -167,7 +173,7 @@ pub(crate) fn resolve<B: Backend>(
         instead,
     };
     let native = |d: DType, f: FloatDType, instead| {
-        if B::supports_dtype(device, d) {
+        if device_has::<B>(device, d) {
             Ok((f, Rounding::Native))
         } else {
             Err(unsupported(
@@ -177,9 +183,9 @@ pub(crate) fn resolve<B: Backend>(
         }
     };
     let low = |d: DType, f: FloatDType, format: FloatFormat| {
-        if B::supports_dtype(device, d) {
+        if device_has::<B>(device, d) {
             Ok((f, Rounding::Native))
-        } else if B::supports_dtype(device, DType::F32) {
+        } else if device_has::<B>(device, DType::F32) {
             Ok((FloatDType::F32, Rounding::Emulated(format)))
         } else {
             Err(unsupported(

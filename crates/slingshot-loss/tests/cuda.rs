@@ -9,7 +9,9 @@
 //! The fused kernel against the portable one on the same device, within the tolerance of
 //! `docs/loss.md` (`common::compare`): f32/f64 models, every covered precision, reduction and
 //! zero-sum projection, rows of 97 to 32768 classes (both the two-read and the one-read forward),
-//! in and out of collapse; and bf16/f16 logits computed in f32.
+//! in and out of collapse; and bf16/f16 logits computed in f32. The same under burn's default
+//! `Fusion<Cuda>`, the f64 loss included (burn's fusion compiler has no f64: the loss runs on
+//! the inner backend).
 
 #![cfg(feature = "cuda")]
 
@@ -18,7 +20,8 @@ mod common;
 use burn::backend::Autodiff;
 use burn::tensor::{bf16, f16};
 use burn_cuda::{Cuda, CudaDevice};
-use common::compare::{SHAPES, check_collapse_decisions, compare_all};
+use burn_fusion::Fusion;
+use common::compare::{SHAPES, check_collapse_decisions, compare_all, compare_backends};
 use common::{U32, per_row, run};
 use slingshot_loss::LossPrecision;
 use slingshot_numerics::{AbsorptionThresholds, CollapsePrediction, FloatFormat};
@@ -27,6 +30,8 @@ type Gpu32 = Autodiff<Cuda<f32, i32>>;
 type Gpu64 = Autodiff<Cuda<f64, i32>>;
 type GpuBf16 = Autodiff<Cuda<bf16, i32>>;
 type GpuF16 = Autodiff<Cuda<f16, i32>>;
+/// burn's default `Cuda` (feature `fusion`): the loss runs on the inner backend.
+type Fused32 = Autodiff<Fusion<Cuda<f32, i32>>>;
 
 fn gpu() -> bool {
     let ok = std::panic::catch_unwind(|| {
@@ -163,4 +168,28 @@ fn fused_collapse_decisions_follow_the_thresholds_on_cuda() {
         return;
     }
     check_collapse_decisions::<Gpu32>();
+}
+
+/// Under fusion: the fused kernel against the portable one, and against the fusion-free
+/// backend's portable kernel, in f32 and with the f64 loss; collapse decisions; the anchors.
+#[test]
+fn fused_matches_portable_under_fusion_on_cuda() {
+    if !gpu() {
+        return;
+    }
+    let precisions = [
+        (LossPrecision::Native, FloatFormat::F32),
+        (LossPrecision::F32, FloatFormat::F32),
+        (LossPrecision::F64, FloatFormat::F64),
+    ];
+    compare_all::<Fused32>(&SHAPES, &precisions, FloatFormat::F32);
+    compare_backends::<Fused32, Gpu32>(&SHAPES[..2], &precisions, FloatFormat::F32);
+    check_collapse_decisions::<Fused32>();
+    let f64_loss = run::<Fused32>(
+        &per_row().with_precision(LossPrecision::F64),
+        &[20.0, 0.0, 0.0],
+        3,
+        &[0],
+    );
+    assert!((f64_loss.grad[0] + 4.12e-9).abs() < 1e-11);
 }

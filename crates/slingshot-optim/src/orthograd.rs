@@ -21,13 +21,13 @@ pub fn orthogonalize<B: Backend, const D: usize>(w: Tensor<B, D>, g: Tensor<B, D
     let dtype = g.dtype();
     let ones = [1usize; D];
     let (w64, g64) = (w.clone().cast(DType::F64), g.clone().cast(DType::F64));
-    let wg = (w64.clone() * g64.clone()).sum();
-    let ww = w64.square().sum();
-    let gg = g64.square().sum();
+    let wg = total(w64.clone() * g64.clone());
+    let ww = total(w64.square());
+    let gg = total(g64.square());
     let no_direction = ww.clone().equal_elem(0.0);
     let coef = (wg / ww).mask_fill(no_direction.clone(), 0.0).cast(dtype);
     let g_perp = g.clone() - w * coef.reshape(ones);
-    let pp = g_perp.clone().cast(DType::F64).square().sum();
+    let pp = total(g_perp.clone().cast(DType::F64).square());
     let undefined = no_direction.bool_or(pp.clone().equal_elem(0.0));
     let scale = (gg.sqrt() / pp.sqrt())
         .mask_fill(undefined.clone(), 1.0)
@@ -148,4 +148,11 @@ where
             inner: self.inner.load_record(record),
         }
     }
+}
+
+/// The sum of every element as a `[1]` tensor, through `sum_dim`: burn-candle's `sum` reads
+/// storage as the backend's own float element, so it fails on an f64 tensor of `Candle<f32>`.
+fn total<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 1> {
+    let n = x.shape().num_elements();
+    x.reshape([n]).sum_dim(0)
 }

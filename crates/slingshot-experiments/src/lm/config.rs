@@ -276,6 +276,9 @@ impl LmConfig {
                 self.arm
             ));
         }
+        if self.backend == BackendKind::Wgpu && !cfg!(feature = "wgpu") {
+            return bad("--backend wgpu needs a build with `--features wgpu`".into());
+        }
         if self.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {
             return bad("--backend cuda needs a build with the `cuda` feature".into());
         }

@@ -109,6 +109,22 @@ pub fn run(
         ),
         #[cfg(not(feature = "cuda"))]
         (BackendKind::Cuda, _) => unreachable!("validate() refuses cuda without the feature"),
+        (BackendKind::Flex, LmArm::Bf16) => unreachable!("validate() refuses bf16 off cuda"),
+        (BackendKind::Flex, _) => {
+            train::<Autodiff<burn_flex::Flex>>(config, &data, dir, options, &Default::default())
+        }
+        #[cfg(feature = "wgpu")]
+        (BackendKind::Wgpu, LmArm::Bf16) => unreachable!("validate() refuses bf16 off cuda"),
+        #[cfg(feature = "wgpu")]
+        (BackendKind::Wgpu, _) => train::<Autodiff<burn_wgpu::Wgpu<f32, i32>>>(
+            config,
+            &data,
+            dir,
+            options,
+            &Default::default(),
+        ),
+        #[cfg(not(feature = "wgpu"))]
+        (BackendKind::Wgpu, _) => unreachable!("validate() refuses wgpu without the feature"),
     }
 }
 
@@ -140,7 +156,7 @@ fn train<B>(
 where
     B: AutodiffBackend,
 {
-    claim_float_dtype::<B::InnerBackend>(device)?;
+    claim_float_dtype::<B::InnerBackend>(device, <B::FloatElem as burn::tensor::Element>::dtype())?;
     let vocab = data.tokenizer.vocab_size();
     let mut model: Gpt<B> = {
         // burn's generator is global: hold it from seeding to the last parameter drawn.

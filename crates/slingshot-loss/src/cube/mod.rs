@@ -68,8 +68,8 @@ fn try_runtime<B: Backend, R: CubeRuntime>(
         // f64 is optional on CubeCL runtimes; without it the portable kernel gives the error.
         Some(compute)
             if covered
-                && B::supports_dtype(&device, dtype)
-                && B::supports_dtype(&device, compute) =>
+                && crate::kernel::device_has::<B>(&device, dtype)
+                && crate::kernel::device_has::<B>(&device, compute) =>
         {
             Ok(Ok(forward::<B, R>(
                 logits, targets, plan, compute, need_grad,
