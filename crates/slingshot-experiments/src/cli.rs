@@ -70,7 +70,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Backend.
-    #[arg(long, value_enum, default_value = "ndarray")]
+    // `BackendKind::CPU_DEFAULT`.
+    #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
     /// Log and evaluate every this many steps.
     #[arg(long)]

@@ -53,6 +53,12 @@ pub enum BackendKind {
     Cuda,
 }
 
+impl BackendKind {
+    /// The CPU backend the presets and flags default to: burn-flex, about 2x burn-ndarray's
+    /// steps/s on the demo (docs/performance.md, "The CPU backend").
+    pub const CPU_DEFAULT: BackendKind = BackendKind::Flex;
+}
+
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -233,7 +239,7 @@ impl TrainConfig {
             beta2: 0.999,
             eps: 1e-8,
             precision: Precision::F32,
-            backend: BackendKind::Ndarray,
+            backend: BackendKind::CPU_DEFAULT,
             log_every: 100,
             mitigations: Mitigations::default(),
             spikes: SpikeDetectorConfig::default(),

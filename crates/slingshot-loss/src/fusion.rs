@@ -33,20 +33,7 @@ pub(crate) fn try_forward<B: Backend>(
     plan: &LossPlan,
     need_grad: bool,
 ) -> Result<Result<Forward<B>, LossError>, Inputs<B>> {
-    #[cfg(feature = "wgpu")]
-    let (logits, targets) =
-        match try_runtime::<B, burn_wgpu::WgpuRuntime>(logits, targets, plan, need_grad) {
-            Ok(result) => return Ok(result),
-            Err(inputs) => inputs,
-        };
-    #[cfg(feature = "cuda")]
-    let (logits, targets) = match try_runtime::<B, burn_cubecl::cubecl::cuda::CudaRuntime>(
-        logits, targets, plan, need_grad,
-    ) {
-        Ok(result) => return Ok(result),
-        Err(inputs) => inputs,
-    };
-    Err((logits, targets))
+    crate::cube::each_runtime!(try_runtime::<B>(logits, targets, plan, need_grad))
 }
 
 fn try_runtime<B: Backend, R: CubeRuntime>(

@@ -71,7 +71,8 @@ pub struct LmArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Backend.
-    #[arg(long, value_enum, default_value = "ndarray")]
+    // `BackendKind::CPU_DEFAULT`.
+    #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
     /// Log (read statistics back) every this many steps.
     #[arg(long)]

@@ -219,7 +219,7 @@ impl LmConfig {
             experiment: "lm-collapse".into(),
             preset: LmPreset::Tiny,
             arm: LmArm::F32,
-            backend: BackendKind::Ndarray,
+            backend: BackendKind::CPU_DEFAULT,
             model: GptConfig::new(64, 2, 4, 192),
             tokenizer: TokenizerKind::Byte,
             corpus: None,

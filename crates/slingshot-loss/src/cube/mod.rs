@@ -31,6 +31,28 @@ use crate::dispatch::{Inputs, same};
 use crate::kernel::{Forward, GradParts, LossPlan};
 use crate::{CollapseStats, LossError, LossReduction as Reduction};
 
+/// Calls `$try::<B, R>` for each enabled CubeCL runtime `R` (wgpu, cuda) until one takes the
+/// inputs; else returns them.
+macro_rules! each_runtime {
+    ($try:ident::<$B:ty>($logits:ident, $targets:ident, $plan:ident, $need:ident)) => {{
+        #[cfg(feature = "wgpu")]
+        let ($logits, $targets) =
+            match $try::<$B, burn_wgpu::WgpuRuntime>($logits, $targets, $plan, $need) {
+                Ok(result) => return Ok(result),
+                Err(inputs) => inputs,
+            };
+        #[cfg(feature = "cuda")]
+        let ($logits, $targets) = match $try::<$B, burn_cubecl::cubecl::cuda::CudaRuntime>(
+            $logits, $targets, $plan, $need,
+        ) {
+            Ok(result) => return Ok(result),
+            Err(inputs) => inputs,
+        };
+        Err(($logits, $targets))
+    }};
+}
+pub(crate) use each_runtime;
+
 /// The fused kernel when the logits are a `CubeTensor` of an enabled runtime, the kernel covers
 /// the plan and the device has the dtypes; else the inputs back.
 pub(crate) fn try_forward<B: Backend>(
@@ -39,20 +61,7 @@ pub(crate) fn try_forward<B: Backend>(
     plan: &LossPlan,
     need_grad: bool,
 ) -> Result<Result<Forward<B>, LossError>, Inputs<B>> {
-    #[cfg(feature = "wgpu")]
-    let (logits, targets) =
-        match try_runtime::<B, burn_wgpu::WgpuRuntime>(logits, targets, plan, need_grad) {
-            Ok(result) => return Ok(result),
-            Err(inputs) => inputs,
-        };
-    #[cfg(feature = "cuda")]
-    let (logits, targets) = match try_runtime::<B, burn_cubecl::cubecl::cuda::CudaRuntime>(
-        logits, targets, plan, need_grad,
-    ) {
-        Ok(result) => return Ok(result),
-        Err(inputs) => inputs,
-    };
-    Err((logits, targets))
+    each_runtime!(try_runtime::<B>(logits, targets, plan, need_grad))
 }
 
 fn try_runtime<B: Backend, R: CubeRuntime>(
