@@ -122,29 +122,34 @@ pub(crate) fn known<B: Backend>(
 pub(crate) use try_backends;
 
 /// The loss on an autodiff backend not in [`known`]'s list: the forward (and the gradient
-/// `G` for an upstream of one) computed on detached logits, then
-/// `loss - (detach(s) - s)` with `s = sum(logits * G)` (per row for `LossReduction::None`). Its
-/// value is the loss exactly (`s - s` is zero, and `x - 0` is `x`, negative zero included) and
-/// its gradient is `upstream * G`, the node's gradient.
+/// `G` for an upstream of one, in the compute dtype) computed on detached logits, then
+/// `loss - (detach(s) - s)` with `s = sum(logits * G)` (per row for `LossReduction::None`). For
+/// finite logits its value is the loss exactly (`s - s` is zero, and `x - 0` is `x`, negative
+/// zero included; an infinite logit makes `s` and so the loss NaN) and its gradient is
+/// `upstream * G` rounded once, the node's gradient for an upstream of one (bit for bit,
+/// tested) and within one rounding of it otherwise.
 pub(crate) fn injected<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     plan: &LossPlan,
 ) -> Result<LossParts<B>, LossError> {
     let f = dispatch::forward::<B>(logits.clone().detach(), targets, plan, true)?;
-    let [n, _] = logits.dims();
+    let [n, k] = logits.dims();
     let dtype = logits.dtype();
     let ones = Tensor::<B, 1>::ones(f.loss.shape(), (&logits.device(), dtype));
-    let g = f.grad.expect("asked for the gradient").gradient(ones);
-    // In f32 at least: a sum of `K` products can overflow a 16-bit float.
-    let wide = match dtype {
-        DType::F64 => FloatDType::F64,
+    // `G` before its rounding to the logits' dtype, so that the cast's backward rounds
+    // `upstream * G` once, as the node does; at least f32, as a sum of `K` products can
+    // overflow a 16-bit float.
+    let g = f.grad.expect("asked for the gradient").wide_gradient(ones);
+    let wide = match (dtype, g.dtype()) {
+        (DType::F64, _) | (_, DType::F64) => FloatDType::F64,
         _ => FloatDType::F32,
     };
     let products = logits.cast(wide) * g.cast(wide);
+    // `sum_dim`: burn-candle's `sum` reads storage as its own float element.
     let s = match plan.reduction {
         LossReduction::None => products.sum_dim(1).reshape([n]),
-        LossReduction::Mean | LossReduction::Sum => products.sum(),
+        LossReduction::Mean | LossReduction::Sum => products.reshape([n * k]).sum_dim(0),
     };
     let zero = (s.clone().detach() - s).cast(dtype);
     Ok((f.loss - zero, f.stats))

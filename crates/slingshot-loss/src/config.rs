@@ -88,7 +88,7 @@ pub struct CollapseAwareCrossEntropyConfig {
 
 impl CollapseAwareCrossEntropyConfig {
     /// Checks every value: smoothing in `[0, 1]`, weights finite and `> 0`, z-loss finite and
-    /// `>= 0`.
+    /// `>= 0` and not combined with weights or pad tokens.
     pub fn validate(&self) -> Result<(), LossError> {
         if let Some(alpha) = self.smoothing
             && !(0.0..=1.0).contains(&alpha)
@@ -105,6 +105,12 @@ impl CollapseAwareCrossEntropyConfig {
         }
         if !(self.z_loss.is_finite() && self.z_loss >= 0.0) {
             return Err(LossError::InvalidZLoss(self.z_loss));
+        }
+        // Neither burn nor PyTorch defines a weighted or padded z-loss: refuse rather than guess.
+        if self.z_loss > 0.0 && (self.weights.is_some() || self.pad_tokens.is_some()) {
+            return Err(LossError::IncompatibleOptions(
+                "z_loss cannot be combined with class weights or pad tokens; use one or the other",
+            ));
         }
         Ok(())
     }

@@ -65,6 +65,13 @@ pub(crate) fn forward<B: Backend>(
     plan: &LossPlan,
     need_grad: bool,
 ) -> Result<Forward<B>, LossError> {
+    // Fusion first, even for the portable kernel: burn's fusion compiler has no f64.
+    #[cfg(feature = "cubecl")]
+    let (logits, targets) = match crate::fusion::try_forward::<B>(logits, targets, plan, need_grad)
+    {
+        Ok(result) => return result,
+        Err(inputs) => inputs,
+    };
     if plan.portable_only {
         return kernel::forward::<B>(logits, targets, plan, need_grad);
     }
@@ -74,12 +81,6 @@ pub(crate) fn forward<B: Backend>(
     };
     #[cfg(feature = "cubecl")]
     let (logits, targets) = match crate::cube::try_forward::<B>(logits, targets, plan, need_grad) {
-        Ok(result) => return result,
-        Err(inputs) => inputs,
-    };
-    #[cfg(feature = "cubecl")]
-    let (logits, targets) = match crate::fusion::try_forward::<B>(logits, targets, plan, need_grad)
-    {
         Ok(result) => return result,
         Err(inputs) => inputs,
     };

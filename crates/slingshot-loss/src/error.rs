@@ -66,6 +66,9 @@ pub enum LossError {
         /// Size of the class dimension.
         classes: usize,
     },
+    /// Two options that the loss does not combine.
+    #[error("{0}")]
+    IncompatibleOptions(&'static str),
     /// A negative or non-finite z-loss coefficient.
     #[error("z_loss = {0} is invalid; expected a finite value >= 0")]
     InvalidZLoss(f64),

@@ -63,6 +63,15 @@ pub(crate) trait InnerGrad<B: Backend>: std::fmt::Debug + Send + Sync {
 }
 
 impl<B: Backend> GradParts<B> {
+    /// `d loss / d logits` in the loss's compute dtype, not yet rounded to the logits' dtype
+    /// (the portable kernel's parts; the fused kernels' are already in the logits' dtype).
+    pub(crate) fn wide_gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
+        match self {
+            GradParts::Device(parts) => parts.wide_gradient(upstream),
+            other => other.gradient(upstream),
+        }
+    }
+
     /// `d loss / d logits` for the upstream gradient of the loss tensor, in the logits' dtype.
     pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
         match self {
@@ -111,6 +120,12 @@ impl<B: Backend> DeviceGrad<B> {
     /// `d loss / d logits` for the upstream gradient of the loss tensor (shape `[1]`, or `[n]`
     /// for `LossReduction::None`), in the logits' dtype.
     pub(crate) fn gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
+        let dtype = self.logits_dtype;
+        self.wide_gradient(upstream).cast(dtype)
+    }
+
+    /// [`Self::gradient`] before its one rounding to the logits' dtype.
+    fn wide_gradient(self, upstream: Tensor<B, 1>) -> Tensor<B, 2> {
         let r = self.rounding;
         let [n, k] = self.q.dims();
         let up = upstream.cast(self.q.dtype());
@@ -142,20 +157,27 @@ impl<B: Backend> DeviceGrad<B> {
             }
             TargetWeights::Dense(tw) => r.apply(qv - r.apply(tw * v)),
         };
-        let g = if self.zero_sum {
+        if self.zero_sum {
             let mean = r.apply(r.row_sum(g.clone()) / k as f64);
             r.apply(g - mean)
         } else {
             g
-        };
-        g.cast(self.logits_dtype)
+        }
     }
 }
 
-/// Whether `B`'s device computes in `dtype`. burn-wgpu's WGSL compiler reports f64 where the
-/// Vulkan adapter has it (lavapipe does), but WGSL has no f64: its f64 `exp` returns garbage.
+/// Whether `B`'s device computes in `dtype`, where backends report more than they do:
+/// - burn-wgpu's WGSL compiler reports f64 where the adapter has it (lavapipe does), but WGSL
+///   has no f64 (its f64 `exp` returns garbage);
+/// - burn's fusion compiler has no f64 (it panics); under the `cuda`/`wgpu` features the loss
+///   runs on the inner backend instead and never asks here for a fusion backend;
+/// - burn-candle reports every dtype, but its reductions read storage as its own element.
 pub(crate) fn device_has<B: Backend>(device: &B::Device, dtype: DType) -> bool {
-    B::supports_dtype(device, dtype) && !(dtype == DType::F64 && B::name(device).contains("wgsl"))
+    let name = B::name(device);
+    let own = <B::FloatElem as burn::tensor::Element>::dtype();
+    B::supports_dtype(device, dtype)
+        && !(dtype == DType::F64 && (name.contains("wgsl") || name.contains("fusion")))
+        && !(name.contains("candle") && dtype != own)
 }
 
 /// The dtype the loss is computed in and how it is rounded, for `precision` and logits of
@@ -224,7 +246,8 @@ pub(crate) fn resolve<B: Backend>(
         LossPrecision::F64 => native(
             DType::F64,
             FloatDType::F64,
-            "use LossPrecision::F32, or a backend whose device has f64 (ndarray, flex, candle, cuda)",
+            "use LossPrecision::F32, or a backend whose device has f64 (ndarray, flex, candle with \
+             an f64 model, cuda; under burn's fusion, enable slingshot's `cuda`/`wgpu` feature)",
         ),
         LossPrecision::BF16 => low(DType::BF16, FloatDType::BF16, FloatFormat::BF16),
         LossPrecision::F16 => low(DType::F16, FloatDType::F16, FloatFormat::F16),
@@ -479,7 +502,10 @@ fn reduce_loss<B: Backend>(
     let (mut loss, q_scale) = match (&target, &weights.scale) {
         // PyTorch and burn negate after reducing: a sum of zero losses is -0.0, not +0.0.
         (None, None) => (reduce(nll.neg()).neg(), None),
-        (None, Some(scale)) => (reduce((nll * scale.clone().reshape([n])).neg()).neg(), None),
+        (None, Some(scale)) => (
+            reduce(r.apply(nll * scale.clone().reshape([n])).neg()).neg(),
+            None,
+        ),
         (Some(_), None) => {
             let smooth = r.row_sum(norm.lp.clone()).neg().reshape([n]);
             rows = rows * (1.0 - a) + smooth.clone() * (a / k as f64);
@@ -493,7 +519,9 @@ fn reduce_loss<B: Backend>(
         // the pad mask; its row sum scales `q` in the gradient.
         (Some(t), Some(_)) => {
             let weighted = r.row_sum(r.apply(norm.lp.clone() * t.clone()));
-            rows = r.row_sum(norm.lp.clone()).neg().reshape([n]);
+            // The row's own (unweighted) loss, as without weights: for `zero_loss`.
+            let smooth = r.row_sum(norm.lp.clone()).neg().reshape([n]);
+            rows = rows * (1.0 - a) + smooth * (a / k as f64);
             (
                 reduce(weighted.reshape([n])).neg(),
                 Some(r.row_sum(t.clone())),

@@ -119,6 +119,18 @@ fn the_injected_gradient_equals_the_node_gradient() {
     }
 }
 
+/// burn-candle's reductions read storage as its own element: the bf16 loss there is emulated
+/// in f32 (as on ndarray), so it equals ndarray's emulated bf16 loss bit for bit.
+#[test]
+fn candle_emulates_bf16() {
+    let config = per_row().with_precision(LossPrecision::BF16);
+    let logits = [3.0, 1.0, 0.0, 0.5, 9.0, 1.0];
+    let a = run::<AdCandle>(&config, &logits, 3, &[0, 1]);
+    let b = run::<AdNd>(&config, &logits, 3, &[0, 1]);
+    assert_eq!(a.loss, b.loss);
+    assert_eq!(a.grad, b.grad);
+}
+
 /// Without autodiff the forward is the same on flex and candle as under autodiff.
 #[test]
 fn forward_without_autodiff() {

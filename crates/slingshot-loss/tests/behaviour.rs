@@ -335,6 +335,15 @@ fn bad_config_values_are_rejected() {
             weight: 0.0
         }
     );
+    for c in [
+        CollapseAwareCrossEntropyConfig::new().with_weights(Some(vec![1.0, 2.0])),
+        CollapseAwareCrossEntropyConfig::new().with_pad_tokens(Some(vec![0])),
+    ] {
+        assert!(matches!(
+            err(c.with_z_loss(1e-4)),
+            LossError::IncompatibleOptions(_)
+        ));
+    }
     assert_eq!(
         err(CollapseAwareCrossEntropyConfig::new().with_weights(Some(vec![f32::NAN]))).to_string(),
         "weights[0] = NaN is invalid; class weights must be finite and > 0"

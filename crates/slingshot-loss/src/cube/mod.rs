@@ -220,18 +220,7 @@ fn forward<B: Backend, R: CubeRuntime>(
         Reduction::Sum => nll.neg().reshape([1, n]).sum_dim(1).reshape([1]).neg(),
         Reduction::None => nll,
     };
-    let stats = plan.stats.then(|| {
-        let mean_logit = per_row(row::Z_SUM).sum() / (n as f64 * k as f64);
-        CollapseStats::from_block(
-            rows.clone().narrow(0, 0, 5),
-            per_row(row::COLLAPSED).equal_elem(1.0),
-            per_row(row::ZERO_LOSS).equal_elem(1.0),
-            per_row(row::MARGIN),
-            per_row(row::RESIDUAL),
-            per_row(row::LOG_SUM_EXP),
-            mean_logit,
-        )
-    });
+    let stats = plan.stats.then(|| block_stats(&rows, k));
     let grad = need_grad.then(|| {
         GradParts::Cube(CubeGrad {
             logits: Tensor::from_primitive(TensorPrimitive::Float(same(z))),
@@ -248,6 +237,22 @@ fn forward<B: Backend, R: CubeRuntime>(
         grad,
         stats,
     }
+}
+
+/// The statistics from the forward kernel's `[9, n]` per-row block of `k`-class rows.
+fn block_stats<B: Backend>(rows: &Tensor<B, 2>, k: usize) -> CollapseStats<B> {
+    let [_, n] = rows.dims();
+    let per_row = |i: usize| rows.clone().narrow(0, i, 1).reshape([n]);
+    let mean_logit = per_row(row::Z_SUM).sum() / (n as f64 * k as f64);
+    CollapseStats::from_block(
+        rows.clone().narrow(0, 0, 5),
+        per_row(row::COLLAPSED).equal_elem(1.0),
+        per_row(row::ZERO_LOSS).equal_elem(1.0),
+        per_row(row::MARGIN),
+        per_row(row::RESIDUAL),
+        per_row(row::LOG_SUM_EXP),
+        mean_logit,
+    )
 }
 
 /// The backward launch: the gradient in the logits' dtype.
