@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, Transaction};
 
-use crate::dispatch::{self, LossParts};
+use crate::dispatch::{self, Inputs, LossParts};
 use crate::kernel::LossPlan;
 use crate::{CollapseAwareCrossEntropyConfig, CollapseStats, LossError};
 
@@ -186,11 +186,10 @@ impl<B: Backend> CollapseAwareCrossEntropy<B> {
 }
 
 /// `[batch, seq, vocab]` and `[batch, seq]` as `batch * seq` rows.
-#[allow(clippy::type_complexity)]
 fn flatten<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
-) -> Result<(Tensor<B, 2>, Tensor<B, 1, Int>), LossError> {
+) -> Result<Inputs<B>, LossError> {
     let [batch, seq, vocab] = logits.dims();
     let [t_batch, t_seq] = targets.dims();
     if (batch, seq) != (t_batch, t_seq) {
