@@ -1,14 +1,16 @@
 //! Flags shared by the experiment binaries, turned into [`TrainConfig`]s.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, Parser};
 use slingshot_nn::HeadNorm;
 
 use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
 use crate::data::Operation;
 use crate::model::ModelKind;
-use crate::train::RunOptions;
+use crate::plot::Panel;
+use crate::run::{Arm, ArmTask, RunOptions, run_arms};
+use crate::{ExperimentError, RunDir, RunResult};
 
 /// Which starting configuration the flags modify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,50 +33,50 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
     /// Modulus (a prime).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub p: Option<usize>,
     /// Operation: add, sub, mul or div.
     #[arg(long)]
     pub op: Option<Operation>,
     /// Optimizer steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub steps: Option<u64>,
     /// Rows per step: `full` or a number.
     #[arg(long)]
     pub batch: Option<BatchSize>,
     /// Adam's learning rate.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// Linear warm-up steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub warmup: Option<u64>,
     /// Adam's beta1.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta1: Option<f64>,
     /// Adam's beta2.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub beta2: Option<f64>,
     /// Adam's epsilon.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub eps: Option<f64>,
     /// MLP hidden width.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub width: Option<usize>,
     /// MLP hidden layers.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub depth: Option<usize>,
     /// LayerNorm in the transformer blocks.
     #[arg(long)]
     pub transformer_layer_norm: bool,
     /// Seed of the split, the initialization and the batches.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub seed: Option<u64>,
     /// Backend.
     // `BackendKind::CPU_DEFAULT`.
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
     /// Log and evaluate every this many steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub log_every: Option<u64>,
     /// Write a checkpoint every this many steps (0: never).
     #[arg(long, default_value_t = 1000)]
@@ -92,13 +94,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub zero_sum: bool,
     /// Label smoothing.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub label_smoothing: Option<f64>,
     /// Subtract the classifier's mean row after every step.
     #[arg(long)]
     pub mean_removal: bool,
     /// Weight of the mu-loss `gamma ||W_G||^2`.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub mu_loss: Option<f64>,
     /// Forward the classifier with `W - W_G` (§4.3).
     #[arg(long)]
@@ -110,11 +112,11 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_classifier_bias: bool,
     /// Clamp each row's logits to at least `max - MARGIN` (App. A.1.4 uses 100).
-    #[arg(long, value_name = "MARGIN")]
+    #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
     pub logit_clamp: Option<f64>,
     /// Switch from Adam to gradient descent at this learning rate once the loss is at most
     /// `--switch-when-loss-at-most` (§4.2 uses 1e5).
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", allow_hyphen_values = true)]
     pub switch_to_gd: Option<f64>,
     /// The training loss at or below which `--switch-to-gd` switches (checked on logged
     /// steps; 0 means exactly zero, as in the paper).
@@ -122,6 +124,7 @@ pub struct TrainArgs {
         long,
         value_name = "LOSS",
         default_value_t = 0.0,
+        allow_hyphen_values = true,
         requires = "switch_to_gd"
     )]
     pub switch_when_loss_at_most: f64,
@@ -129,9 +132,12 @@ pub struct TrainArgs {
     /// `--log-every`; Fig. 5).
     #[arg(long, value_name = "STEPS")]
     pub sharpness_every: Option<u64>,
-    /// Internal: the arm's name (output subdirectory and legend), set by the parent process.
-    #[arg(long, hide = true)]
-    pub arm_label: Option<String>,
+    /// Replace the run already in `--out` (without it, a used `--out` is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Model and loss precision: `f32`, `f64-loss` (the loss upcast to f64) or `f64`.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 fn parse_head_norm(s: &str) -> Result<HeadNorm, String> {
@@ -147,24 +153,21 @@ fn parse_head_norm(s: &str) -> Result<HeadNorm, String> {
 }
 
 impl TrainArgs {
-    /// The configuration of the arm `precision` of `experiment`.
-    pub fn config(&self, experiment: &str, precision: Precision) -> TrainConfig {
+    /// The configuration of the arm `arm` of `experiment`.
+    pub fn config(&self, experiment: &str, arm: &str) -> TrainConfig {
         let base = match self.preset {
             Preset::Paper => TrainConfig::paper(),
             Preset::Demo => TrainConfig::demo(),
         };
-        self.apply(base, experiment, precision)
+        self.apply(base, experiment, arm)
     }
 
-    /// `base` with these flags set on it, as the arm `precision` of `experiment`.
-    pub fn apply(&self, base: TrainConfig, experiment: &str, precision: Precision) -> TrainConfig {
+    /// `base` with these flags set on it, as the arm `arm` of `experiment`.
+    pub fn apply(&self, base: TrainConfig, experiment: &str, arm: &str) -> TrainConfig {
         let mut c = base;
         c.experiment = experiment.into();
-        c.arm = self
-            .arm_label
-            .clone()
-            .unwrap_or_else(|| precision.to_string());
-        c.precision = precision;
+        c.arm = arm.into();
+        c.precision = self.precision.unwrap_or(Precision::F32);
         c.backend = self.backend;
         if let Some(kind) = self.model {
             c.model.kind = kind;
@@ -207,8 +210,8 @@ impl TrainArgs {
             quiet: self.quiet,
             checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
             resume: self.resume,
-            stop_after: None,
-            record_updates: None,
+            overwrite: self.overwrite,
+            ..RunOptions::default()
         }
     }
 
@@ -261,16 +264,16 @@ pub struct CifarArgs {
 }
 
 impl CifarArgs {
-    /// The configuration of the arm `precision` of `experiment` on images: `base` (the
-    /// preset), then the shared flags, then these.
+    /// The configuration of the arm `arm` of `experiment` on images: `base` (the preset), then
+    /// the shared flags, then these.
     pub fn config(
         &self,
         train: &TrainArgs,
         experiment: &str,
         base: TrainConfig,
-        precision: Precision,
+        arm: &str,
     ) -> TrainConfig {
-        let mut c = train.apply(base, experiment, precision);
+        let mut c = train.apply(base, experiment, arm);
         if let Some(images) = c.images.as_mut() {
             images.data_dir.clone_from(&self.data_dir);
             if let Some(n) = self.train_size {
@@ -299,66 +302,19 @@ impl CifarArgs {
     }
 }
 
-/// The arguments of this process without `flag` and its value (`--flag v` or `--flag=v`), to
-/// re-run the binary for one arm in a child process.
-pub fn args_without(flag: &str) -> Vec<std::ffi::OsString> {
-    let mut out = Vec::new();
-    let mut skip_next = false;
-    let prefix = format!("{flag}=");
-    for arg in std::env::args_os().skip(1) {
-        if skip_next {
-            skip_next = false;
-            continue;
-        }
-        let text = arg.to_string_lossy();
-        if text == flag {
-            skip_next = true;
-        } else if !text.starts_with(&prefix) {
-            out.push(arg);
-        }
-    }
-    out
-}
-
-/// Runs this binary again with `args` plus `extra` and waits for it: each precision gets its
-/// own process (see [`crate::train::run`] on burn's per-process default dtype).
-pub fn run_child(
-    args: &[std::ffi::OsString],
-    extra: &[&str],
-) -> Result<(), crate::ExperimentError> {
-    let exe = std::env::current_exe().map_err(|e| {
-        crate::ExperimentError::InvalidConfig(format!("cannot find this binary to re-run: {e}"))
-    })?;
-    let status = std::process::Command::new(&exe)
-        .args(args)
-        .args(extra)
-        .status()
-        .map_err(|e| {
-            crate::ExperimentError::InvalidConfig(format!("cannot run {}: {e}", exe.display()))
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(crate::ExperimentError::InvalidConfig(format!(
-            "the child run {:?} failed ({status})",
-            extra
-        )))
-    }
-}
-
 /// The outputs of a finished run, read back from its directory.
-pub fn read_result(dir: &crate::RunDir) -> Result<crate::RunResult, crate::ExperimentError> {
+pub fn read_result(dir: &RunDir) -> Result<RunResult, ExperimentError> {
     let rows = crate::metrics::read_metrics(&dir.metrics())?;
     let path = dir.summary();
-    let text = std::fs::read_to_string(&path).map_err(|e| crate::ExperimentError::Write {
+    let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Write {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let summary = serde_json::from_str(&text).map_err(|e| crate::ExperimentError::Write {
+    let summary = serde_json::from_str(&text).map_err(|e| ExperimentError::Write {
         path,
         reason: e.to_string(),
     })?;
-    Ok(crate::RunResult { summary, rows })
+    Ok(RunResult { summary, rows })
 }
 
 /// One arm of a multi-arm experiment: its name and the flags that make it.
@@ -380,95 +336,134 @@ impl ArmSpec {
     }
 }
 
-/// Runs each arm in its own child process (this binary with the shared flags, the arm's flags,
-/// `--arm-label` and `--child`), then reads every arm's outputs from `out/<label>`.
-pub fn run_arms(
-    arms: &[ArmSpec],
-    out: &std::path::Path,
-) -> Result<Vec<crate::RunResult>, crate::ExperimentError> {
-    let args = args_without("--arms");
-    for arm in arms {
-        let mut extra: Vec<&str> = arm.flags.iter().map(String::as_str).collect();
-        extra.extend(["--arm-label", &arm.label, "--child"]);
-        run_child(&args, &extra)?;
+/// `--only` and `--list`: the same in every multi-arm binary.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ArmSelection {
+    /// Only these arms, comma-separated (`--list` shows them; `--arms` is the same flag).
+    #[arg(long, visible_alias = "arms", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Print the arms and their flags, then exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+impl ArmSelection {
+    /// The arms to run, in the experiment's order: those `--only` names, or without it those
+    /// in `default` (every arm when `None`). An unknown label is refused.
+    pub fn select(
+        &self,
+        all: &[ArmSpec],
+        default: Option<&[&str]>,
+    ) -> Result<Vec<ArmSpec>, ExperimentError> {
+        if let Some(unknown) = self
+            .only
+            .iter()
+            .find(|l| !all.iter().any(|a| &a.label == *l))
+        {
+            let labels: Vec<&str> = all.iter().map(|a| a.label.as_str()).collect();
+            return Err(ExperimentError::InvalidConfig(format!(
+                "unknown arm {unknown:?}; the arms are {}",
+                labels.join(", ")
+            )));
+        }
+        let chosen = |a: &&ArmSpec| match (self.only.is_empty(), default) {
+            (false, _) => self.only.contains(&a.label),
+            (true, Some(labels)) => labels.contains(&a.label.as_str()),
+            (true, None) => true,
+        };
+        Ok(all.iter().filter(chosen).cloned().collect())
     }
+
+    /// With `--list`, prints every arm and its flags and returns true.
+    pub fn print_list(&self, all: &[ArmSpec]) -> bool {
+        if self.list {
+            for a in all {
+                println!("{:<20} {}", a.label, a.flags.join(" "));
+            }
+        }
+        self.list
+    }
+}
+
+/// The modular and image task as an arm of a multi-arm binary.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainArm;
+
+impl ArmTask for TrainArm {
+    type Config = TrainConfig;
+    type Output = RunResult;
+
+    fn validate(config: &TrainConfig) -> Result<(), ExperimentError> {
+        config.validate()
+    }
+
+    fn run(
+        config: &TrainConfig,
+        dir: &RunDir,
+        options: &RunOptions,
+    ) -> Result<RunResult, ExperimentError> {
+        crate::run(config, dir, options)
+    }
+
+    fn read(dir: &RunDir) -> Result<RunResult, ExperimentError> {
+        read_result(dir)
+    }
+}
+
+/// Each arm's configuration: this process's flags and then the arm's, parsed as the binary's
+/// command line `C`, turned into a configuration by `make` (given the arm's label).
+pub fn arm_configs<C: Parser, T>(
+    binary: &str,
+    arms: &[ArmSpec],
+    make: impl Fn(&C, &str) -> T,
+) -> Result<Vec<Arm<T>>, ExperimentError> {
+    let shared: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     arms.iter()
-        .map(|arm| read_result(&crate::RunDir::create(&out.join(&arm.label))?))
+        .map(|arm| {
+            let line = std::iter::once(binary.into())
+                .chain(shared.iter().cloned())
+                .chain(arm.flags.iter().map(Into::into));
+            let parsed = C::try_parse_from(line).map_err(|e| {
+                let text = e.render().to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                ExperimentError::InvalidConfig(format!("arm {}: {first}", arm.label))
+            })?;
+            Ok(Arm {
+                label: arm.label.clone(),
+                config: make(&parsed, &arm.label),
+            })
+        })
         .collect()
 }
 
-/// The child side of [`run_arms`] and of per-precision runs: validates, trains the one arm, and
-/// draws its own figure into its directory.
-pub fn run_single_arm(
-    train: &TrainArgs,
-    experiment: &str,
-    precision: crate::Precision,
-) -> Result<crate::RunResult, crate::ExperimentError> {
-    train_and_draw(
-        &train.config(experiment, precision),
-        &train.out_dir(experiment),
-        &train.options(),
-        &crate::plot::mechanism_panels(),
-    )
-}
-
-/// Validates `config`, trains it into `out/<arm>`, and draws `panels` of it into that
-/// directory's `figure.png`.
-pub fn train_and_draw(
-    config: &TrainConfig,
-    out: &std::path::Path,
+/// Runs every arm (each in its own process, see [`crate::run::arms`]) into `out/<label>`,
+/// and draws each arm's `figure.png` with `panels`.
+pub fn run_train_arms(
+    out: &Path,
+    arms: &[Arm<TrainConfig>],
     options: &RunOptions,
-    panels: &[crate::plot::Panel],
-) -> Result<crate::RunResult, crate::ExperimentError> {
-    config.validate()?;
-    let dir = crate::RunDir::create(&out.join(&config.arm))?;
-    let result = crate::run(config, &dir, options)?;
-    crate::plot::draw(
-        &dir.figure("figure.png"),
-        &format!("{}: {} ({})", config.experiment, config.arm, config.backend),
-        &[crate::plot::Series {
-            label: &config.arm,
-            rows: &result.rows,
-            spikes: &result.summary.spikes,
-        }],
-        panels,
-        3,
-    )?;
-    Ok(result)
-}
-
-/// Validates every arm's configuration, creates `--out`, then runs each precision in its own
-/// child process (this binary with `--arms <precision>`). Returns the configurations, the
-/// output root and the results, in the order of `arms`.
-pub fn run_precision_arms(
-    train: &TrainArgs,
-    experiment: &str,
-    arms: &[crate::Precision],
-) -> Result<
-    (
-        Vec<crate::TrainConfig>,
-        crate::RunDir,
-        Vec<crate::RunResult>,
-    ),
-    crate::ExperimentError,
-> {
-    // Every flag and the output directory are checked before the first step.
-    let configs: Vec<_> = arms.iter().map(|&a| train.config(experiment, a)).collect();
-    for c in &configs {
-        c.validate()?;
+    panels: &[Panel],
+) -> Result<(RunDir, Vec<RunResult>), ExperimentError> {
+    let (root, results) = run_arms::<TrainArm>(out, arms, options)?;
+    for (arm, result) in arms.iter().zip(&results) {
+        let c = &arm.config;
+        crate::plot::draw(
+            &out.join(&arm.label).join("figure.png"),
+            &format!("{}: {} ({})", c.experiment, c.arm, c.backend),
+            &series(std::slice::from_ref(result)),
+            panels,
+            3,
+        )?;
     }
-    let out = train.out_dir(experiment);
-    let root = crate::RunDir::create(&out)?;
-    let specs: Vec<ArmSpec> = configs
-        .iter()
-        .map(|c| ArmSpec::new(&c.arm, &["--arms", &c.arm]))
-        .collect();
-    let results = run_arms(&specs, &out)?;
-    Ok((configs, root, results))
+    Ok((root, results))
 }
 
 /// One figure line per result, labelled with its arm.
-pub fn series(results: &[crate::RunResult]) -> Vec<crate::plot::Series<'_>> {
+pub fn series(results: &[RunResult]) -> Vec<crate::plot::Series<'_>> {
     results
         .iter()
         .map(|r| crate::plot::Series {
@@ -480,7 +475,7 @@ pub fn series(results: &[crate::RunResult]) -> Vec<crate::plot::Series<'_>> {
 }
 
 /// The table every multi-arm binary prints.
-pub fn print_table(results: &[crate::RunResult]) {
+pub fn print_table(results: &[RunResult]) {
     println!(
         "\n{:<16} {:>7} {:>8} {:>8} {:>11} {:>10} {:>8} {:>8} {:>8}",
         "arm",
@@ -511,7 +506,7 @@ pub fn print_table(results: &[crate::RunResult]) {
 }
 
 /// The process exit code of a binary's result, printing the error to stderr.
-pub fn exit_code(result: Result<(), crate::ExperimentError>) -> std::process::ExitCode {
+pub fn exit_code(result: Result<(), ExperimentError>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -40,6 +40,27 @@ pub enum ExperimentError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An arm's child process failed (it printed its own error).
+    #[error("arm {arm} failed: {reason}")]
+    ArmFailed {
+        /// The arm.
+        arm: String,
+        /// Its exit status, or why it could not start.
+        reason: String,
+    },
+    /// SIGTERM or SIGINT stopped the run; the arms' checkpoints stay for `--resume`.
+    #[error("stopped by signal {signal}; continue with --resume")]
+    Interrupted {
+        /// The signal.
+        signal: i32,
+    },
+    /// A test hook stopped the run inside a checkpoint save, as a kill would
+    /// ([`crate::RunOptions::kill_in_save`]).
+    #[error("stopped inside the checkpoint save of step {step} (test hook)")]
+    Killed {
+        /// The step whose checkpoint was being saved.
+        step: u64,
+    },
     /// A primitive of the other crates rejected its input.
     #[error(transparent)]
     Loss(#[from] slingshot_loss::LossError),

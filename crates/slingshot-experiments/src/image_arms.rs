@@ -1,6 +1,6 @@
-//! The multi-arm driver of the CIFAR-10 binaries (`cifar-architectures`, `cifar-mitigations`,
-//! `cifar-dataset-size`, `cifar-minibatch`): every arm's flags are parsed and validated before
-//! the first step, each arm trains in its own child process, and the parent draws the combined
+//! The image experiments (`cifar-architectures`, `cifar-mitigations`, `cifar-dataset-size`,
+//! `cifar-minibatch`): their shared flags, presets and combined outputs. The arms run through
+//! the run layer's arms protocol ([`crate::run::arms`]); the parent then draws the combined
 //! figure and writes `table.csv`.
 
 use std::path::Path;
@@ -8,11 +8,14 @@ use std::path::Path;
 use clap::{Args, Parser};
 use serde::Serialize;
 
-use crate::cli::{ArmSpec, CifarArgs, Preset, TrainArgs, print_table, run_arms, series};
+use crate::cli::{
+    ArmSelection, ArmSpec, CifarArgs, Preset, TrainArgs, arm_configs, print_table, run_train_arms,
+    series,
+};
 use crate::config::TrainConfig;
 use crate::model::ModelKind;
 use crate::plot::{self, Panel};
-use crate::{ExperimentError, Precision, RunDir, RunResult};
+use crate::{ExperimentError, RunResult};
 
 /// The flags every image binary shares.
 #[derive(Debug, Clone, Args)]
@@ -23,19 +26,9 @@ pub struct ImageExperimentArgs {
     /// Data and network flags.
     #[command(flatten)]
     pub cifar: CifarArgs,
-    /// Only these arms (comma-separated labels; see `--list`).
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// Print the arms and their flags, then exit.
-    #[arg(long)]
-    pub list: bool,
-    /// Precision of every arm: `f32`, `f64-loss` (the loss upcast to f64) or `f64`. Each arm
-    /// runs in its own process, so any precision works.
-    #[arg(long, value_enum, default_value = "f32")]
-    pub precision: Precision,
-    /// Internal: run one arm and skip the combined outputs.
-    #[arg(long, hide = true)]
-    pub child: bool,
+    /// `--only` and `--list`.
+    #[command(flatten)]
+    pub arms: ArmSelection,
 }
 
 /// One image experiment: its name (the output directory under `runs/`), the network its arms
@@ -64,13 +57,12 @@ pub fn cifar_preset(kind: ModelKind, preset: Preset) -> TrainConfig {
 }
 
 impl ImageExperiment {
-    /// The configuration `args` ask for: the preset of `--model` (or the default network),
-    /// then the flags.
-    pub fn config(&self, args: &ImageExperimentArgs) -> TrainConfig {
+    /// The configuration `args` ask for as the arm `arm`: the preset of `--model` (or the
+    /// default network), then the flags.
+    pub fn config(&self, args: &ImageExperimentArgs, arm: &str) -> TrainConfig {
         let kind = args.train.model.unwrap_or(self.default_model);
         let base = (self.preset)(kind, args.train.preset);
-        args.cifar
-            .config(&args.train, self.name, base, args.precision)
+        args.cifar.config(&args.train, self.name, base, arm)
     }
 }
 
@@ -92,64 +84,23 @@ struct TableRow<'a> {
 }
 
 /// Runs the binary whose command line is `C` (it flattens [`ImageExperimentArgs`], reached
-/// through `common`): a child trains its one arm; the parent checks every selected arm, runs
-/// them, and returns their results after writing `figure.png` and `table.csv` into the
-/// output directory (nothing for `--list`).
+/// through `common`): checks every selected arm, runs them, and returns their results after
+/// writing `figure.png` and `table.csv` into the output directory (nothing for `--list`).
 pub fn run_image_experiment<C: Parser>(
     cli: &C,
     common: fn(&C) -> &ImageExperimentArgs,
     experiment: &ImageExperiment,
 ) -> Result<Vec<RunResult>, ExperimentError> {
     let args = common(cli);
-    let out = args.train.out_dir(experiment.name);
-    if args.child {
-        let config = experiment.config(args);
-        let result =
-            crate::cli::train_and_draw(&config, &out, &args.train.options(), &experiment.panels)?;
-        return Ok(vec![result]);
-    }
-    if args.list {
-        for arm in &experiment.arms {
-            println!("{:<20} {}", arm.label, arm.flags.join(" "));
-        }
+    if args.arms.print_list(&experiment.arms) {
         return Ok(Vec::new());
     }
-    if let Some(unknown) = args
-        .only
-        .iter()
-        .find(|l| !experiment.arms.iter().any(|a| &a.label == *l))
-    {
-        return Err(ExperimentError::InvalidConfig(format!(
-            "unknown arm {unknown:?}; `--list` shows them"
-        )));
-    }
-    let arms: Vec<ArmSpec> = experiment
-        .arms
-        .iter()
-        .filter(|a| args.only.is_empty() || args.only.contains(&a.label))
-        .cloned()
-        .collect();
-    // Every arm's command line is parsed and its configuration checked before any training.
-    let shared: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    for arm in &arms {
-        let line = std::iter::once(experiment.name.into())
-            .chain(shared.iter().cloned())
-            .chain(arm.flags.iter().map(Into::into))
-            .chain(["--arm-label".into(), arm.label.clone().into()]);
-        let parsed = C::try_parse_from(line).map_err(|e| {
-            ExperimentError::InvalidConfig(format!(
-                "arm {}: {}",
-                arm.label,
-                e.render().to_string().trim()
-            ))
-        })?;
-        experiment
-            .config(common(&parsed))
-            .validate()
-            .map_err(|e| ExperimentError::InvalidConfig(format!("arm {}: {e}", arm.label)))?;
-    }
-    let root = RunDir::create(&out)?;
-    let results = run_arms(&arms, &out)?;
+    let selected = args.arms.select(&experiment.arms, None)?;
+    let arms = arm_configs::<C, _>(experiment.name, &selected, |parsed, label| {
+        experiment.config(common(parsed), label)
+    })?;
+    let out = args.train.out_dir(experiment.name);
+    let (root, results) = run_train_arms(&out, &arms, &args.train.options(), &experiment.panels)?;
     let figure = root.figure("figure.png");
     plot::draw(
         &figure,

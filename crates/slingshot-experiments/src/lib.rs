@@ -7,7 +7,6 @@
 //! [`run`], and draw the figures.
 
 pub mod batches;
-pub mod checkpoint;
 pub mod cifar;
 pub mod cli;
 pub mod config;
@@ -19,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod plot;
+pub mod run;
 pub mod sharpness;
 pub mod train;
 
@@ -26,4 +26,5 @@ pub use config::{BackendKind, BatchSize, ImageTask, Mitigations, Precision, Trai
 pub use error::ExperimentError;
 pub use metrics::{MetricsRow, Summary};
 pub use output::RunDir;
-pub use train::{RunOptions, RunResult, run};
+pub use run::RunOptions;
+pub use train::{RunResult, run};

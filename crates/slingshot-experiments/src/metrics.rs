@@ -66,52 +66,9 @@ pub struct MetricsRow {
     pub wall_seconds: f64,
 }
 
-/// Writes `metrics.csv`, flushing after every row so that a killed run loses nothing logged.
-pub struct MetricsWriter {
-    path: PathBuf,
-    writer: csv::Writer<File>,
-}
-
-impl MetricsWriter {
-    /// Creates the file with `rows` already in it (the rows kept on resume).
-    pub fn create(path: &Path, rows: &[MetricsRow]) -> Result<Self, ExperimentError> {
-        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let mut writer = csv::Writer::from_path(path).map_err(|e| err(&e))?;
-        for row in rows {
-            writer.serialize(row).map_err(|e| err(&e))?;
-        }
-        writer.flush().map_err(|e| err(&e))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            writer,
-        })
-    }
-
-    /// Appends one row.
-    pub fn write(&mut self, row: &MetricsRow) -> Result<(), ExperimentError> {
-        let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
-        self.writer.serialize(row).map_err(|e| err(&e))?;
-        self.writer.flush().map_err(|e| err(&e))
-    }
-}
-
 /// Reads a `metrics.csv` back.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, ExperimentError> {
-    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| err(&e))?;
-    reader
-        .deserialize()
-        .collect::<Result<Vec<MetricsRow>, _>>()
-        .map_err(|e| err(&e))
+    crate::run::csv_log::read_rows(path)
 }
 
 /// The file of [`crate::RunOptions::record_updates`].

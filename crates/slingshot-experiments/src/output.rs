@@ -33,6 +33,13 @@ impl RunDir {
         })
     }
 
+    /// The directory at `root`, without creating or checking it (for reading a run).
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -1,7 +1,7 @@
 //! The training loop: Adam (probed) on the modular task, with the loss, diagnostics, spike
 //! detection, outputs, progress bar and checkpoints.
 
-use std::time::Instant;
+use std::path::Path;
 
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
@@ -11,20 +11,19 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
 use burn_flex::Flex;
 use burn_ndarray::NdArray;
+use serde::{Deserialize, Serialize};
 use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, LossPrecision};
 use slingshot_nn::{NfiDiagnostics, clamp_logit_margin, mu_loss, remove_class_mean};
 use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
 
 use crate::ExperimentError;
 use crate::batches::TaskTensors;
-use crate::checkpoint::{self, CheckpointState};
 use crate::config::{BackendKind, Precision, TrainConfig};
 use crate::data::ModularTask;
-use crate::metrics::{
-    MetricsRow, MetricsWriter, Summary, UPDATES_FILE, UpdatesWriter, read_metrics, write_json,
-};
+use crate::metrics::{MetricsRow, Summary, UPDATES_FILE, UpdatesWriter};
 use crate::model::{InputSpec, Inputs, Model};
-use crate::output::{RunDir, progress_bar};
+use crate::output::RunDir;
+use crate::run::{RunOptions, Training, checkpoint, train_loop};
 use crate::sharpness::{Start, top_hessian_eigenvalue};
 
 /// Adam (probed) until §4.2's switch, plain gradient descent after it.
@@ -49,24 +48,6 @@ impl<B: Backend> ModuleVisitor<B> for Materialize {
 /// Serializes seeding and initialization across threads.
 pub(crate) static INIT_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// How to run (not part of the numbers, so not in the config).
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// No progress bar.
-    pub quiet: bool,
-    /// Write a checkpoint every this many steps.
-    pub checkpoint_every: Option<u64>,
-    /// Continue from the checkpoint in the output directory.
-    pub resume: bool,
-    /// Stop (as if killed) after this many steps, leaving the last checkpoint: for tests of
-    /// `--resume`.
-    pub stop_after: Option<u64>,
-    /// Log every step in this range too, and write each one's classifier-weight update
-    /// `w_after - w_before` to `classifier-updates.csv` (Fig. 2(a)); not with `resume`.
-    /// Logging more often does not change the numbers.
-    pub record_updates: Option<std::ops::RangeInclusive<u64>>,
-}
-
 /// What a finished run returns.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -84,35 +65,51 @@ pub fn run(
     options: &RunOptions,
 ) -> Result<RunResult, ExperimentError> {
     config.validate()?;
+    if options.resume && options.record_updates.is_some() {
+        return Err(ExperimentError::InvalidConfig(
+            "recording classifier updates cannot be combined with --resume".into(),
+        ));
+    }
     match (config.backend, config.precision) {
         (BackendKind::Ndarray, Precision::F32 | Precision::F64Loss) => {
-            train::<Autodiff<NdArray<f32>>>(config, dir, options, &Default::default())
+            run_on::<Autodiff<NdArray<f32>>>(config, dir, options)
         }
         (BackendKind::Ndarray, Precision::F64) => {
-            train::<Autodiff<NdArray<f64>>>(config, dir, options, &Default::default())
+            run_on::<Autodiff<NdArray<f64>>>(config, dir, options)
         }
         #[cfg(feature = "cuda")]
         (BackendKind::Cuda, Precision::F32 | Precision::F64Loss) => {
-            train::<Autodiff<burn_cuda::Cuda<f32, i32>>>(config, dir, options, &Default::default())
+            run_on::<Autodiff<burn_cuda::Cuda<f32, i32>>>(config, dir, options)
         }
         #[cfg(feature = "cuda")]
         (BackendKind::Cuda, Precision::F64) => {
-            train::<Autodiff<burn_cuda::Cuda<f64, i32>>>(config, dir, options, &Default::default())
+            run_on::<Autodiff<burn_cuda::Cuda<f64, i32>>>(config, dir, options)
         }
         #[cfg(not(feature = "cuda"))]
         (BackendKind::Cuda, _) => unreachable!("validate() refuses cuda without the feature"),
         // burn-flex implements `Backend` for f32 only: the f64 arm is the same type with f64
         // as the device's default float dtype (`claim_float_dtype`).
-        (BackendKind::Flex, _) => {
-            train::<Autodiff<Flex>>(config, dir, options, &Default::default())
-        }
+        (BackendKind::Flex, _) => run_on::<Autodiff<Flex>>(config, dir, options),
         #[cfg(feature = "wgpu")]
         (BackendKind::Wgpu, _) => {
-            train::<Autodiff<burn_wgpu::Wgpu<f32, i32>>>(config, dir, options, &Default::default())
+            run_on::<Autodiff<burn_wgpu::Wgpu<f32, i32>>>(config, dir, options)
         }
         #[cfg(not(feature = "wgpu"))]
         (BackendKind::Wgpu, _) => unreachable!("validate() refuses wgpu without the feature"),
     }
+}
+
+fn run_on<B: AutodiffBackend>(
+    config: &TrainConfig,
+    dir: &RunDir,
+    options: &RunOptions,
+) -> Result<RunResult, ExperimentError> {
+    let mut task = ModularTraining::<B>::new(config, dir, options, &Default::default())?;
+    let trained = train_loop(&mut task, dir, options)?;
+    Ok(RunResult {
+        summary: trained.summary,
+        rows: trained.rows,
+    })
 }
 
 /// Adam's learning rate at 0-based `step`: linear warm-up over `warmup` steps.
@@ -156,209 +153,290 @@ impl<B: AutodiffBackend> Losses<B> {
     }
 }
 
-fn train<B>(
+/// What the modular and image task keeps in a checkpoint besides the model and optimizer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ModularState {
+    /// The last sharpness estimate's eigenvector, where the next estimate starts.
+    #[serde(default)]
+    pub sharpness_vector: Option<Vec<f64>>,
+}
+
+/// The modular-arithmetic and image task, as the run layer trains it.
+struct ModularTraining<B: AutodiffBackend> {
+    config: TrainConfig,
+    dir: RunDir,
+    data: TaskTensors<B>,
+    /// `None` only inside a step, while the optimizer owns it.
+    model: Option<Model<B>>,
+    optim: Optim<B>,
+    losses: Losses<B>,
+    detector: SpikeDetector,
+    record_updates: Option<std::ops::RangeInclusive<u64>>,
+    updates: Option<UpdatesWriter>,
+    sharpness_vector: Option<Vec<f64>>,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ModularTraining<B> {
+    fn new(
+        config: &TrainConfig,
+        dir: &RunDir,
+        options: &RunOptions,
+        device: &B::Device,
+    ) -> Result<Self, ExperimentError> {
+        let float = match config.precision {
+            Precision::F64 => DType::F64,
+            Precision::F32 | Precision::F64Loss => <B::FloatElem as burn::tensor::Element>::dtype(),
+        };
+        claim_float_dtype::<B::InnerBackend>(device, float)?;
+        let (data, input, classes) = task_data::<B>(config, device)?;
+        let model: Model<B> = init_model(&config.model, input, classes, config.seed, device);
+        let adam = ProbedAdamConfig::new()
+            .with_beta_1(config.beta1 as f32)
+            .with_beta_2(config.beta2 as f32)
+            .with_epsilon(config.eps as f32)
+            .try_init()?;
+        Ok(Self {
+            config: config.clone(),
+            dir: dir.clone(),
+            data,
+            model: Some(model),
+            optim: SwitchOptimizer::new(adam, SgdConfig::new().init()),
+            losses: Losses::<B>::new(config, device)?,
+            detector: SpikeDetector::try_new(config.spikes)?,
+            record_updates: options.record_updates.clone(),
+            updates: None,
+            sharpness_vector: None,
+            device: device.clone(),
+        })
+    }
+
+    fn model(&self) -> &Model<B> {
+        self.model
+            .as_ref()
+            .expect("the model is back after every step")
+    }
+
+    /// The logged step's row: measurements, the recorded update, and the sharpness.
+    fn logged_row(
+        &mut self,
+        taken: u64,
+        before: PreStep<B::InnerBackend>,
+    ) -> Result<MetricsRow, ExperimentError> {
+        if let Some(range) = &self.record_updates
+            && range.contains(&taken)
+        {
+            let after = self.model().classifier().weight.val().inner();
+            let delta = after - before.weight.clone();
+            if self.updates.is_none() {
+                self.updates = Some(UpdatesWriter::create(&self.dir.root().join(UPDATES_FILE))?);
+            }
+            self.updates
+                .as_mut()
+                .expect("created above")
+                .write(taken, delta)?;
+        }
+        // After the switch the probe would repeat Adam's last step: leave it unread.
+        let model = self
+            .model
+            .as_ref()
+            .expect("the model is back after every step");
+        let probe = (!self.optim.is_switched()).then(|| self.optim.first_mut());
+        let mut row = measure(
+            taken,
+            before,
+            model,
+            probe,
+            &self.data,
+            &self.losses,
+            &self.config,
+        )?;
+        if self
+            .config
+            .sharpness_every
+            .is_some_and(|every| taken.is_multiple_of(every))
+        {
+            row.sharpness = Some(self.sharpness());
+        }
+        self.detector.observe_loss(taken, row.loss);
+        Ok(row)
+    }
+
+    /// The largest Hessian eigenvalue of the training loss, continuing the last estimate.
+    fn sharpness(&mut self) -> f64 {
+        let config = &self.config;
+        let (inputs, labels) = (
+            self.data.train.inputs.clone(),
+            self.data.train.labels.clone(),
+        );
+        let hessian = &self.losses.hessian;
+        let estimate = top_hessian_eigenvalue(
+            self.model
+                .as_ref()
+                .expect("the model is back after every step"),
+            |m: &Model<B>| {
+                let logits = clamp_logits(config, m.forward(inputs.clone()).logits);
+                hessian
+                    .try_forward(logits, labels.clone())
+                    .expect("the harness's own labels are valid")
+            },
+            SHARPNESS_ITERATIONS,
+            None,
+            match &self.sharpness_vector {
+                Some(v) => Start::Vector(v, config.seed),
+                None => Start::Seed(config.seed),
+            },
+        );
+        self.sharpness_vector = Some(estimate.vector);
+        estimate.eigenvalue
+    }
+}
+
+/// The split tensors of `config`'s task, what the network reads, and the classes.
+fn task_data<B: AutodiffBackend>(
     config: &TrainConfig,
-    dir: &RunDir,
-    options: &RunOptions,
     device: &B::Device,
-) -> Result<RunResult, ExperimentError>
-where
-    B: AutodiffBackend,
-{
-    let float = match config.precision {
-        Precision::F64 => DType::F64,
-        Precision::F32 | Precision::F64Loss => <B::FloatElem as burn::tensor::Element>::dtype(),
-    };
-    claim_float_dtype::<B::InnerBackend>(device, float)?;
-    let (data, input, classes) = match &config.images {
+) -> Result<(TaskTensors<B>, InputSpec, usize), ExperimentError> {
+    Ok(match &config.images {
         None => {
             let task =
                 ModularTask::try_new(config.p, config.op, config.train_fraction, config.seed)?;
             let input = InputSpec::Tokens {
                 vocab: task.vocab(),
             };
-            (
-                TaskTensors::<B>::new(&task, config.model.kind, device),
-                input,
-                task.classes(),
-            )
+            let tensors = TaskTensors::<B>::new(&task, config.model.kind, device);
+            (tensors, input, task.classes())
         }
         Some(images) => {
             let dataset = crate::cifar::load(images, config.seed)?;
-            (
-                TaskTensors::<B>::images(&dataset, device),
-                InputSpec::Images,
-                crate::cifar::CLASSES,
-            )
+            let tensors = TaskTensors::<B>::images(&dataset, device);
+            (tensors, InputSpec::Images, crate::cifar::CLASSES)
         }
-    };
-    let mut model: Model<B> = init_model(&config.model, input, classes, config.seed, device);
-    let adam = ProbedAdamConfig::new()
-        .with_beta_1(config.beta1 as f32)
-        .with_beta_2(config.beta2 as f32)
-        .with_epsilon(config.eps as f32)
-        .try_init()?;
-    let mut optim: Optim<B> = SwitchOptimizer::new(adam, SgdConfig::new().init());
-    let losses = Losses::<B>::new(config, device)?;
-    let mut detector = SpikeDetector::try_new(config.spikes)?;
+    })
+}
 
-    let mut rows: Vec<MetricsRow> = Vec::new();
-    let mut start = 0;
-    let mut wall_before = 0.0;
-    // The last sharpness estimate's eigenvector, the next estimate's start (checkpointed).
-    let mut sharpness_vector: Option<Vec<f64>> = None;
-    if options.resume && options.record_updates.is_some() {
-        return Err(ExperimentError::InvalidConfig(
-            "recording classifier updates cannot be combined with --resume".into(),
-        ));
-    }
-    if options.resume {
-        let (checkpoint_dir, state) = checkpoint::read_state(&dir.checkpoint())?;
-        if &state.config != config {
-            return Err(ExperimentError::Resume {
-                path: checkpoint_dir,
-                reason: "the checkpoint was written with another configuration (see its state.json); resume with the same flags".into(),
-            });
-        }
-        (model, optim) = checkpoint::load(&checkpoint_dir, model, optim, device)?;
-        rows = read_metrics(&dir.metrics())?;
-        if rows.len() < state.metrics_rows {
-            return Err(ExperimentError::Resume {
-                path: dir.metrics(),
-                reason: format!(
-                    "has {} rows, the checkpoint expects {}",
-                    rows.len(),
-                    state.metrics_rows
-                ),
-            });
-        }
-        // Rows logged after the checkpoint are logged again.
-        rows.truncate(state.metrics_rows);
-        for row in &rows {
-            detector.observe_loss(row.step, row.loss);
-        }
-        start = state.step;
-        wall_before = state.wall_seconds;
-        sharpness_vector = state.sharpness_vector;
-    }
-    write_json(&dir.config(), config)?;
-    let mut writer = MetricsWriter::create(&dir.metrics(), &rows)?;
-    let mut updates = match &options.record_updates {
-        Some(_) => Some(UpdatesWriter::create(&dir.root().join(UPDATES_FILE))?),
-        None => None,
-    };
-    let mut diverged = false;
+impl<B: AutodiffBackend> Training for ModularTraining<B> {
+    type Config = TrainConfig;
+    type Row = MetricsRow;
+    type State = ModularState;
+    type Summary = Summary;
 
-    let bar = progress_bar(config.steps, options.quiet, &config.arm);
-    bar.set_position(start);
-    let clock = Instant::now();
-    let end = options
-        .stop_after
-        .map_or(config.steps, |s| s.min(config.steps));
-    for step in start..end {
-        let taken = step + 1;
-        let log = taken.is_multiple_of(config.log_every)
-            || taken == config.steps
-            || options
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.steps
+    }
+
+    fn label(&self) -> String {
+        self.config.arm.clone()
+    }
+
+    fn is_logged(&self, taken: u64) -> bool {
+        taken.is_multiple_of(self.config.log_every)
+            || taken == self.config.steps
+            || self
                 .record_updates
                 .as_ref()
-                .is_some_and(|r| r.contains(&taken));
-        let (inputs, labels) = data.batch(config.batch, config.seed, step);
-        let (grads, before) = batch_gradients(&model, inputs, labels, &losses.train, config, log)?;
+                .is_some_and(|r| r.contains(&taken))
+    }
+
+    fn step(&mut self, step: u64, log: bool) -> Result<Option<MetricsRow>, ExperimentError> {
+        let config = &self.config;
+        let (inputs, labels) = self.data.batch(config.batch, config.seed, step);
+        let model = self
+            .model
+            .take()
+            .expect("the model is back after every step");
+        let (grads, before) =
+            batch_gradients(&model, inputs, labels, &self.losses.train, config, log)?;
         let lr = match config.mitigations.switch_to_gd {
-            Some(gd) if optim.is_switched() => gd.lr,
+            Some(gd) if self.optim.is_switched() => gd.lr,
             _ => learning_rate(config, step),
         };
-        model = optim.step(lr, model, grads);
+        let mut model = self.optim.step(lr, model, grads);
         if config.mitigations.post_step_mean_removal {
             model.head.head.linear = remove_class_mean(model.head.head.linear);
         }
-        if let Some(before) = before {
-            let wall = wall_before + clock.elapsed().as_secs_f64();
-            if let (Some(w), Some(range)) = (updates.as_mut(), &options.record_updates)
-                && range.contains(&taken)
-            {
-                let after = model.classifier().weight.val().inner();
-                w.write(taken, after - before.weight.clone())?;
-            }
-            // After the switch the probe would repeat Adam's last step: leave it unread.
-            let probe = (!optim.is_switched()).then(|| optim.first_mut());
-            let mut row = measure(taken, before, &model, probe, &data, &losses, config)?;
-            row.wall_seconds = wall;
-            if config
-                .sharpness_every
-                .is_some_and(|every| taken.is_multiple_of(every))
-            {
-                let (inputs, labels) = (data.train.inputs.clone(), data.train.labels.clone());
-                let estimate = top_hessian_eigenvalue(
-                    &model,
-                    |m: &Model<B>| {
-                        let logits = clamp_logits(config, m.forward(inputs.clone()).logits);
-                        losses
-                            .hessian
-                            .try_forward(logits, labels.clone())
-                            .expect("the harness's own labels are valid")
-                    },
-                    SHARPNESS_ITERATIONS,
-                    None,
-                    match &sharpness_vector {
-                        Some(v) => Start::Vector(v, config.seed),
-                        None => Start::Seed(config.seed),
-                    },
-                );
-                row.sharpness = Some(estimate.eigenvalue);
-                sharpness_vector = Some(estimate.vector);
-            }
-            detector.observe_loss(taken, row.loss);
-            bar.set_message(format!(
-                "loss {:.3e}  collapsed {:.1}%  |mu_G| {:.2e}",
-                row.loss,
-                100.0 * row.collapsed_fraction,
-                row.mu_g_norm
-            ));
-            writer.write(&row)?;
-            let (loss, row_diverged) = (row.loss, is_diverged(&row));
-            rows.push(row);
-            if row_diverged {
-                // Nothing after a non-finite loss or classifier is informative (§4.2's
-                // divergence).
-                diverged = true;
-                bar.inc(1);
-                break;
-            }
-            // `summarize` finds the same step from the rows (`switch_step`).
-            if let Some(gd) = config.mitigations.switch_to_gd
-                && !optim.is_switched()
-                && loss <= gd.loss_at_most
-            {
-                optim.switch();
-            }
-        }
-        bar.inc(1);
-        if let Some(every) = options.checkpoint_every
-            && (taken.is_multiple_of(every) || taken == config.steps)
+        self.model = Some(model);
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        let row = self.logged_row(step + 1, before)?;
+        // `summarize` finds the same step from the rows (`switch_step`).
+        if let Some(gd) = self.config.mitigations.switch_to_gd
+            && !self.optim.is_switched()
+            && row.loss <= gd.loss_at_most
+            && !is_diverged(&row)
         {
-            let state = CheckpointState {
-                step: taken,
-                metrics_rows: rows.len(),
-                wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
-                config: config.clone(),
-                sharpness_vector: sharpness_vector.clone(),
-            };
-            checkpoint::save(&dir.checkpoint(), &model, &optim, &state)?;
+            self.optim.switch();
+        }
+        Ok(Some(row))
+    }
+
+    fn row_step(row: &MetricsRow) -> u64 {
+        row.step
+    }
+
+    fn set_wall_seconds(row: &mut MetricsRow, seconds: f64) {
+        row.wall_seconds = seconds;
+    }
+
+    fn diverged(row: &MetricsRow) -> bool {
+        // Nothing after a non-finite loss or classifier is informative (§4.2's divergence).
+        is_diverged(row)
+    }
+
+    fn message(row: &MetricsRow) -> String {
+        format!(
+            "loss {:.3e}  collapsed {:.1}%  |mu_G| {:.2e}",
+            row.loss,
+            100.0 * row.collapsed_fraction,
+            row.mu_g_norm
+        )
+    }
+
+    fn save_parts(&self, dir: &Path) -> Result<(), ExperimentError> {
+        checkpoint::save_model(dir, self.model(), &self.optim)
+    }
+
+    fn load_parts(&mut self, dir: &Path) -> Result<(), ExperimentError> {
+        let model = self
+            .model
+            .take()
+            .expect("the model is back after every step");
+        let optim = std::mem::replace(
+            &mut self.optim,
+            SwitchOptimizer::new(ProbedAdamConfig::new().try_init()?, SgdConfig::new().init()),
+        );
+        let (model, optim) = checkpoint::load_model(dir, model, optim, &self.device)?;
+        self.model = Some(model);
+        self.optim = optim;
+        Ok(())
+    }
+
+    fn state(&mut self) -> ModularState {
+        ModularState {
+            sharpness_vector: self.sharpness_vector.clone(),
         }
     }
-    bar.finish_and_clear();
-    let wall = wall_before + clock.elapsed().as_secs_f64();
-    let steps_done = match (diverged, rows.last()) {
-        (true, Some(last)) => last.step,
-        _ => end,
-    };
-    let summary = summarize(config, &rows, &detector, steps_done, wall);
-    if end == config.steps || diverged {
-        summary.write(&dir.summary())?;
+
+    fn restore(&mut self, state: ModularState, rows: &[MetricsRow]) -> Result<(), ExperimentError> {
+        for row in rows {
+            self.detector.observe_loss(row.step, row.loss);
+        }
+        self.sharpness_vector = state.sharpness_vector;
+        Ok(())
     }
-    Ok(RunResult { summary, rows })
+
+    fn summary(&mut self, rows: &[MetricsRow], steps: u64, wall_seconds: f64) -> Summary {
+        summarize(&self.config, rows, &self.detector, steps, wall_seconds)
+    }
+
+    fn write_outputs(&self, dir: &RunDir, summary: &Summary) -> Result<(), ExperimentError> {
+        summary.write(&dir.summary())
+    }
 }
 
 /// The model `run` trains: `config`'s network for `input` and `classes`, its parameters drawn

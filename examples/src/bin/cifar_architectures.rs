@@ -11,12 +11,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::ExperimentError;
-use slingshot_experiments::cli::{ArmSpec, exit_code};
+use slingshot_experiments::cli::{ArmSpec, TrainArm, exit_code};
 use slingshot_experiments::image_arms::{
     ImageExperiment, ImageExperimentArgs, cifar_preset, run_image_experiment,
 };
 use slingshot_experiments::model::ModelKind;
 use slingshot_experiments::plot;
+use slingshot_experiments::run::child_entry;
 
 /// Table 1 on CIFAR-10: which networks spike, with their residual-mass curves (Fig. 2(b)).
 #[derive(Debug, Parser)]
@@ -27,11 +28,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    if cli.common.train.model.is_some() && !cli.common.child {
+    if cli.common.train.model.is_some() {
         return Err(ExperimentError::InvalidConfig(
             "each arm is one network: pick them with `--only mlp,vgg11`, not `--model`".into(),
         ));

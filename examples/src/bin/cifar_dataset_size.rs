@@ -9,12 +9,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::ExperimentError;
-use slingshot_experiments::cli::{ArmSpec, Preset, exit_code};
+use slingshot_experiments::cli::{ArmSpec, Preset, TrainArm, exit_code};
 use slingshot_experiments::image_arms::{
     ImageExperiment, ImageExperimentArgs, cifar_preset, run_image_experiment,
 };
 use slingshot_experiments::model::ModelKind;
 use slingshot_experiments::plot;
+use slingshot_experiments::run::child_entry;
 
 /// Full-batch Adam on CIFAR-10 subsets of several sizes.
 #[derive(Debug, Parser)]
@@ -33,11 +34,15 @@ const PAPER_SIZES: [usize; 4] = [200, 2_000, 20_000, 50_000];
 const DEMO_SIZES: [usize; 3] = [32, 64, 256];
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    if cli.common.cifar.train_size.is_some() && !cli.common.child {
+    if cli.common.cifar.train_size.is_some() {
         return Err(ExperimentError::InvalidConfig(
             "each arm is one size: give them with `--sizes`, not `--train-size`".into(),
         ));

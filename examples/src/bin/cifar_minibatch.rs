@@ -9,12 +9,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use slingshot_experiments::cli::{ArmSpec, Preset, exit_code};
+use slingshot_experiments::cli::{ArmSpec, Preset, TrainArm, exit_code};
 use slingshot_experiments::image_arms::{
     ImageExperiment, ImageExperimentArgs, cifar_preset, run_image_experiment,
 };
 use slingshot_experiments::model::ModelKind;
 use slingshot_experiments::plot::Panel;
+use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{BatchSize, ExperimentError, TrainConfig};
 
 /// Mini-batch Adam on CIFAR-10: collapse and feature inflation without a spike.
@@ -49,6 +50,10 @@ fn preset(kind: ModelKind, preset: Preset) -> TrainConfig {
 }
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 

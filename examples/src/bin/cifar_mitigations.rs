@@ -10,12 +10,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::ExperimentError;
-use slingshot_experiments::cli::{ArmSpec, exit_code};
+use slingshot_experiments::cli::{ArmSpec, TrainArm, exit_code};
 use slingshot_experiments::image_arms::{
     ImageExperiment, ImageExperimentArgs, cifar_preset, run_image_experiment,
 };
 use slingshot_experiments::model::ModelKind;
 use slingshot_experiments::plot;
+use slingshot_experiments::run::child_entry;
 
 /// The last-layer mitigations on CIFAR-10, each against the plain network.
 #[derive(Debug, Parser)]
@@ -26,6 +27,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 

@@ -13,9 +13,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    Preset, TrainArgs, exit_code, print_table, run_precision_arms, run_single_arm, series,
+    ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
+    run_train_arms, series,
 };
 use slingshot_experiments::plot::{self, Panel};
+use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{ExperimentError, Precision};
 
 /// Edge of stability versus slingshot: f32 and f64 with the Hessian's top eigenvalue (Fig. 5).
@@ -24,12 +26,9 @@ use slingshot_experiments::{ExperimentError, Precision};
 struct Cli {
     #[command(flatten)]
     train: TrainArgs,
-    /// The arms to run, comma-separated: f32, f64, f64-loss.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "f32,f64")]
-    arms: Vec<Precision>,
-    /// Internal: run the single arm `--arms` names and skip the combined outputs.
-    #[arg(long, hide = true)]
-    child: bool,
+    /// The arms: f32, f64, f64-loss (default: f32 and f64).
+    #[command(flatten)]
+    arms: ArmSelection,
 }
 
 const EXPERIMENT: &str = "eos-vs-slingshot";
@@ -42,22 +41,40 @@ const DEMO_LR: f64 = 3e-2;
 const DEMO_STEPS: u64 = 20_000;
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 
-fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    // The experiment's own defaults, applied the same way in the parent and in each child.
-    let mut train = cli.train.clone();
+/// The flags with the experiment's own defaults where they are unset.
+fn with_defaults(train: &TrainArgs) -> TrainArgs {
+    let mut train = train.clone();
     train.width.get_or_insert(WIDTH);
     train.sharpness_every.get_or_insert(SHARPNESS_EVERY);
     if train.preset == Preset::Demo {
         train.lr.get_or_insert(DEMO_LR);
         train.steps.get_or_insert(DEMO_STEPS);
     }
-    if cli.child {
-        return run_single_arm(&train, EXPERIMENT, cli.arms[0]).map(|_| ());
+    train
+}
+
+fn run(cli: &Cli) -> Result<(), ExperimentError> {
+    let all = [Precision::F32, Precision::F64, Precision::F64Loss]
+        .map(|p| ArmSpec::new(&p.to_string(), &["--precision", &p.to_string()]))
+        .to_vec();
+    if cli.arms.print_list(&all) {
+        return Ok(());
     }
-    let (configs, root, results) = run_precision_arms(&train, EXPERIMENT, &cli.arms)?;
+    let selected = cli.arms.select(&all, Some(&["f32", "f64"]))?;
+    let arms = arm_configs::<Cli, _>(EXPERIMENT, &selected, |c, label| {
+        with_defaults(&c.train).config(EXPERIMENT, label)
+    })?;
+    let train = with_defaults(&cli.train);
+    let out = train.out_dir(EXPERIMENT);
+    let (root, results) = run_train_arms(&out, &arms, &train.options(), &panels())?;
+    let configs: Vec<_> = arms.iter().map(|a| a.config.clone()).collect();
     let figure = root.figure("figure.png");
     plot::draw(
         &figure,

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::exit_code;
-use slingshot_experiments::lm::cli::{LmArgs, main_run};
+use slingshot_experiments::lm::cli::{LmArgs, LmArmTask, main_run};
+use slingshot_experiments::run::child_entry;
 
 /// A small GPT's softmax collapse, top collapsed tokens and logit growth by loss precision.
 #[derive(Debug, Parser)]
@@ -21,5 +22,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<LmArmTask>() {
+        return code;
+    }
     exit_code(main_run(&Cli::parse().lm))
 }

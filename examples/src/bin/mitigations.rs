@@ -18,10 +18,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    ArmSpec, Preset, TrainArgs, exit_code, print_table, run_arms, run_single_arm, series,
+    ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
+    run_train_arms, series,
 };
 use slingshot_experiments::plot::{self, Series};
-use slingshot_experiments::{ExperimentError, Precision, RunDir};
+use slingshot_experiments::run::child_entry;
+use slingshot_experiments::{ExperimentError, TrainConfig};
 
 /// Mitigations of softmax collapse and the slingshot spike, side by side.
 #[derive(Debug, Parser)]
@@ -29,18 +31,9 @@ use slingshot_experiments::{ExperimentError, Precision, RunDir};
 struct Cli {
     #[command(flatten)]
     train: TrainArgs,
-    /// Only these arms (comma-separated labels; see `--list`).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<String>,
-    /// Print the arms and their flags, then exit.
-    #[arg(long)]
-    list: bool,
-    /// Internal: the precision of a child's single arm.
-    #[arg(long, value_enum, hide = true, default_value = "f32")]
-    arms: Precision,
-    /// Internal: run one arm and skip the combined outputs.
-    #[arg(long, hide = true)]
-    child: bool,
+    /// `--only` and `--list`.
+    #[command(flatten)]
+    arms: ArmSelection,
 }
 
 const EXPERIMENT: &str = "mitigations";
@@ -88,46 +81,32 @@ fn all_arms(base_lr: f64, preset: Preset) -> Vec<ArmSpec> {
             arms.push(ArmSpec::new(&format!("lr-{text}"), &["--lr", text]));
         }
     }
-    arms.push(ArmSpec::new("f64-loss", &["--arms", "f64-loss"]));
+    arms.push(ArmSpec::new("f64-loss", &["--precision", "f64-loss"]));
     arms
 }
 
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    if cli.child {
-        return run_single_arm(&cli.train, EXPERIMENT, cli.arms).map(|_| ());
-    }
-    let base = cli.train.config(EXPERIMENT, Precision::F32);
+    let base = cli.train.config(EXPERIMENT, "baseline");
     let every = all_arms(base.lr, cli.train.preset);
-    let arms: Vec<ArmSpec> = every
-        .iter()
-        .filter(|a| cli.only.is_empty() || cli.only.contains(&a.label))
-        .cloned()
-        .collect();
-    if cli.list {
-        for a in &every {
-            println!("{:<16} {}", a.label, a.flags.join(" "));
-        }
+    if cli.arms.print_list(&every) {
         return Ok(());
     }
-    if let Some(unknown) = cli
-        .only
-        .iter()
-        .find(|l| !every.iter().any(|a| &a.label == *l))
-    {
-        return Err(ExperimentError::InvalidConfig(format!(
-            "unknown arm {unknown:?}; `--list` shows them"
-        )));
-    }
-    base.validate()?;
+    let selected = cli.arms.select(&every, None)?;
+    let arms = arm_configs::<Cli, TrainConfig>(EXPERIMENT, &selected, |c, label| {
+        c.train.config(EXPERIMENT, label)
+    })?;
     let out = cli.train.out_dir(EXPERIMENT);
-    let root = RunDir::create(&out)?;
-    let results = run_arms(&arms, &out)?;
-    let series = series(&results);
     let panels = plot::mechanism_panels();
+    let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
+    let series = series(&results);
     // Figures of at most six lines, each with the first arm (the baseline) for reference.
     let (first, rest) = series.split_first().expect("at least one arm");
     let groups: Vec<Vec<Series>> = if rest.is_empty() {

@@ -10,10 +10,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    TrainArgs, exit_code, print_table, run_precision_arms, run_single_arm, series,
+    ArmSelection, ArmSpec, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
+    run_train_arms, series,
 };
-use slingshot_experiments::plot;
-use slingshot_experiments::{ExperimentError, Precision};
+use slingshot_experiments::run::child_entry;
+use slingshot_experiments::{ExperimentError, Precision, plot};
 
 /// Modular division in f32, f64 and f64-loss, side by side (the paper's Fig. 1).
 #[derive(Debug, Parser)]
@@ -21,40 +22,47 @@ use slingshot_experiments::{ExperimentError, Precision};
 struct Cli {
     #[command(flatten)]
     train: TrainArgs,
-    /// The arms to run, comma-separated: f32, f64, f64-loss.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "f32,f64-loss,f64"
-    )]
-    arms: Vec<Precision>,
-    /// Internal: run the single arm `--arms` names and skip the combined outputs.
-    #[arg(long, hide = true)]
-    child: bool,
+    /// The arms: f32, f64-loss, f64 (all by default).
+    #[command(flatten)]
+    arms: ArmSelection,
 }
 
 const EXPERIMENT: &str = "modular-division";
 
+/// One arm per precision, named after it.
+fn precision_arms() -> Vec<ArmSpec> {
+    [Precision::F32, Precision::F64Loss, Precision::F64]
+        .map(|p| ArmSpec::new(&p.to_string(), &["--precision", &p.to_string()]))
+        .to_vec()
+}
+
 fn main() -> ExitCode {
+    // A child process started for one arm trains it and exits here.
+    if let Some(code) = child_entry::<TrainArm>() {
+        return code;
+    }
     exit_code(run(&Cli::parse()))
 }
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    if cli.child {
-        return run_single_arm(&cli.train, EXPERIMENT, cli.arms[0]).map(|_| ());
+    let all = precision_arms();
+    if cli.arms.print_list(&all) {
+        return Ok(());
     }
-    // One process per arm: burn keeps one default float dtype per device and process.
-    let (configs, root, results) = run_precision_arms(&cli.train, EXPERIMENT, &cli.arms)?;
+    let selected = cli.arms.select(&all, None)?;
+    let arms = arm_configs::<Cli, _>(EXPERIMENT, &selected, |c, label| {
+        c.train.config(EXPERIMENT, label)
+    })?;
+    let out = cli.train.out_dir(EXPERIMENT);
+    let panels = plot::mechanism_panels();
+    let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
     let figure = root.figure("figure.png");
+    let first = &arms[0].config;
     plot::draw(
         &figure,
-        &format!(
-            "{EXPERIMENT}: p = {}, {} steps",
-            configs[0].p, configs[0].steps
-        ),
+        &format!("{EXPERIMENT}: p = {}, {} steps", first.p, first.steps),
         &series(&results),
-        &plot::mechanism_panels(),
+        &panels,
         3,
     )?;
     print_table(&results);

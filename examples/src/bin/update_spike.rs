@@ -20,7 +20,7 @@ use slingshot::numerics::{AdamHyper, BiasCorrection, estimate_reemergence_update
 use slingshot_experiments::cli::{TrainArgs, exit_code};
 use slingshot_experiments::metrics::{UPDATES_FILE, read_updates, write_json};
 use slingshot_experiments::plot::{self, HistogramPanel, Panel, Series};
-use slingshot_experiments::{ExperimentError, MetricsRow, Precision, RunDir, RunOptions};
+use slingshot_experiments::{ExperimentError, MetricsRow, RunDir, RunOptions};
 
 /// Classifier updates around a slingshot spike (the paper's Fig. 2(a)).
 #[derive(Debug, Parser)]
@@ -92,8 +92,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    let mut config = cli.train.config(EXPERIMENT, Precision::F32);
-    config.arm = "run".into();
+    let config = cli.train.config(EXPERIMENT, "run");
     config.validate()?;
     if cli.window < 2 || cli.offset == 0 || cli.offset >= cli.window {
         return Err(ExperimentError::InvalidConfig(format!(
@@ -126,6 +125,7 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let range = spike.saturating_sub(cli.window).max(1)..=window_config.steps;
     let options = RunOptions {
         quiet: cli.train.quiet,
+        overwrite: cli.train.overwrite,
         record_updates: Some(range.clone()),
         ..RunOptions::default()
     };

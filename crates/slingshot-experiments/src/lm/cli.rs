@@ -1,7 +1,7 @@
-//! The flags of `lm-collapse`, and the parent side of a multi-arm run: every arm validated
-//! and the corpus checked before any training, each arm trained in its own child process (burn
-//! keeps one default float dtype per device and process, and the bf16 arm needs its own), then
-//! the combined figures, tally and summary.
+//! The flags of `lm-collapse`, and its combined outputs: every arm is validated and the corpus
+//! checked before any training; the arms run through the run layer's arms protocol
+//! ([`crate::run::arms`]: each in its own process, since burn keeps one default float dtype
+//! per device and process); then the figures, the tally and the summary.
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +12,11 @@ use super::config::{LmArm, LmConfig, LmPreset, TokenizerKind};
 use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens, read_rows};
 use super::train::{LmRunResult, prepare, run};
 use crate::ExperimentError;
-use crate::cli::{args_without, run_child};
+use crate::cli::{ArmSelection, ArmSpec};
 use crate::config::BackendKind;
 use crate::metrics::write_json;
 use crate::plot::{XyPanel, XySeries, draw_xy};
+use crate::run::{Arm, ArmTask, run_arms};
 use crate::{RunDir, RunOptions};
 
 /// The flags of one language-model experiment; unset flags keep the preset's value.
@@ -24,10 +25,11 @@ pub struct LmArgs {
     /// Starting configuration.
     #[arg(long, value_enum, default_value = "tiny")]
     pub preset: LmPreset,
-    /// The arms, comma-separated: f32, f64-loss, bf16 (cuda only), centered. Default: every
-    /// arm the backend can run (the others are listed as skipped in summary.json).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub arms: Vec<LmArm>,
+    /// The arms (`--only`/`--arms`, comma-separated: f32, f64-loss, bf16 (cuda only),
+    /// centered) and `--list`. Default: every arm the backend can run (the others are listed
+    /// as skipped in summary.json).
+    #[command(flatten)]
+    pub arms: ArmSelection,
     /// Training text: a UTF-8 file or a directory of them (default: the built-in corpus).
     #[arg(long, value_name = "PATH")]
     pub corpus: Option<PathBuf>,
@@ -35,47 +37,47 @@ pub struct LmArgs {
     #[arg(long)]
     pub tokenizer: Option<TokenizerKind>,
     /// Optimizer steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub steps: Option<u64>,
     /// Windows per step.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub batch: Option<usize>,
     /// Tokens per window.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub seq_len: Option<usize>,
     /// Residual width.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub d_model: Option<usize>,
     /// Blocks.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub layers: Option<usize>,
     /// Attention heads.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub heads: Option<usize>,
     /// SwiGLU hidden width.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub ffn_hidden: Option<usize>,
     /// Peak learning rate.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// Floor of the cosine decay.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub min_lr: Option<f64>,
     /// Linear warm-up steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub warmup: Option<u64>,
     /// Gradient clipping threshold.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub grad_clip: Option<f64>,
     /// Seed of the initialization and the batches.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub seed: Option<u64>,
     /// Backend.
     // `BackendKind::CPU_DEFAULT`.
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
     /// Log (read statistics back) every this many steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub log_every: Option<u64>,
     /// Write a checkpoint every this many steps (0: never).
     #[arg(long, default_value_t = 200)]
@@ -86,12 +88,12 @@ pub struct LmArgs {
     /// No progress bar (it is also off when stdout is not a terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Replace the run already in `--out` (without it, a used `--out` is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Output directory (default `runs/lm-collapse`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Internal: run the single arm `--arms` names, in this process.
-    #[arg(long, hide = true)]
-    pub child: bool,
 }
 
 /// The experiment's name.
@@ -149,6 +151,7 @@ impl LmArgs {
             quiet: self.quiet,
             checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
             resume: self.resume,
+            overwrite: self.overwrite,
             ..RunOptions::default()
         }
     }
@@ -160,14 +163,20 @@ impl LmArgs {
             .unwrap_or_else(|| PathBuf::from("runs").join(EXPERIMENT))
     }
 
-    /// The arms to run and the ones skipped: `--arms` as given (an arm the backend cannot run
+    /// The arms to run and the ones skipped: `--only` as given (an arm the backend cannot run
     /// is then an error, from validation), or every arm the backend runs.
-    pub fn arms(&self) -> (Vec<LmArm>, Vec<SkippedArm>) {
-        if !self.arms.is_empty() {
-            return (self.arms.clone(), Vec::new());
+    pub fn arms(&self) -> Result<(Vec<LmArm>, Vec<SkippedArm>), ExperimentError> {
+        let chosen: Vec<LmArm> = self
+            .arms
+            .select(&arm_specs(), None)?
+            .iter()
+            .filter_map(|spec| LmArm::ALL.into_iter().find(|a| a.to_string() == spec.label))
+            .collect();
+        if !self.arms.only.is_empty() {
+            return Ok((chosen, Vec::new()));
         }
         let (run, skip): (Vec<LmArm>, Vec<LmArm>) =
-            LmArm::ALL.iter().partition(|a| a.runs_on(self.backend));
+            chosen.into_iter().partition(|a| a.runs_on(self.backend));
         let skipped = skip
             .into_iter()
             .map(|a| SkippedArm {
@@ -178,37 +187,71 @@ impl LmArgs {
                 ),
             })
             .collect();
-        (run, skipped)
+        Ok((run, skipped))
     }
 }
 
-/// Runs `lm-collapse`: the single arm of a child, or every arm and the combined outputs.
-pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
-    if args.child {
-        let arm = *args.arms.first().ok_or_else(|| {
-            ExperimentError::InvalidConfig("--child needs the arm in --arms".into())
-        })?;
-        return run_single_arm(args, arm).map(|_| ());
+/// Every arm, for `--list` and `--only` (an arm is its configuration, it adds no flags).
+fn arm_specs() -> Vec<ArmSpec> {
+    LmArm::ALL
+        .iter()
+        .map(|a| ArmSpec::new(&a.to_string(), &[]))
+        .collect()
+}
+
+/// The language-model task as an arm of `lm-collapse`.
+#[derive(Debug, Clone, Copy)]
+pub struct LmArmTask;
+
+impl ArmTask for LmArmTask {
+    type Config = LmConfig;
+    type Output = LmRunResult;
+
+    fn validate(config: &LmConfig) -> Result<(), ExperimentError> {
+        config.validate()
     }
-    let (arms, skipped) = args.arms();
+
+    fn run(
+        config: &LmConfig,
+        dir: &RunDir,
+        options: &RunOptions,
+    ) -> Result<LmRunResult, ExperimentError> {
+        run(config, dir, options)
+    }
+
+    fn read(dir: &RunDir) -> Result<LmRunResult, ExperimentError> {
+        read_arm(dir)
+    }
+}
+
+/// Runs `lm-collapse`: every arm, each arm's figure, and the combined outputs.
+pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
+    if args.arms.print_list(&arm_specs()) {
+        return Ok(());
+    }
+    let (arms, skipped) = args.arms()?;
     if arms.is_empty() {
         return Err(ExperimentError::InvalidConfig("no arm to run".into()));
     }
-    // Every flag, the corpus and the output directory are checked before the first step.
-    let configs: Vec<LmConfig> = arms.iter().map(|&a| args.config(a)).collect();
-    for c in &configs {
-        c.validate()?;
-    }
-    prepare(&configs[0])?;
+    let arms: Vec<Arm<LmConfig>> = arms
+        .iter()
+        .map(|&a| Arm {
+            label: a.to_string(),
+            config: args.config(a),
+        })
+        .collect();
+    // The corpus is checked before the first step, as the flags are in `run_arms`.
+    arms[0].config.validate()?;
+    prepare(&arms[0].config)?;
     let out = args.out_dir();
-    let root = RunDir::create(&out)?;
-    write_json(&root.config(), &configs)?;
-    let base = args_without("--arms");
-    let mut results = Vec::new();
-    for arm in &arms {
-        let label = arm.to_string();
-        run_child(&base, &["--arms", &label, "--child"])?;
-        results.push(read_arm(&RunDir::create(&out.join(&label))?)?);
+    let (root, results) = run_arms::<LmArmTask>(&out, &arms, &args.options())?;
+    for (arm, result) in arms.iter().zip(&results) {
+        draw_xy(
+            &out.join(&arm.label).join("figure.png"),
+            &format!("{EXPERIMENT}: {} ({})", arm.label, arm.config.backend),
+            &panels(std::slice::from_ref(result)),
+            2,
+        )?;
     }
     let report = report(&results, skipped);
     write_json(&root.summary(), &report)?;
@@ -229,22 +272,6 @@ pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
         out.display()
     );
     Ok(())
-}
-
-/// The child side: trains one arm into `out/<arm>` and draws its own figure.
-pub fn run_single_arm(args: &LmArgs, arm: LmArm) -> Result<LmRunResult, ExperimentError> {
-    let config = args.config(arm);
-    config.validate()?;
-    let dir = RunDir::create(&args.out_dir().join(arm.to_string()))?;
-    let result = run(&config, &dir, &args.options())?;
-    let label = arm.to_string();
-    draw_xy(
-        &dir.figure("figure.png"),
-        &format!("{EXPERIMENT}: {label} ({})", config.backend),
-        &panels(std::slice::from_ref(&result)),
-        2,
-    )?;
-    Ok(result)
 }
 
 /// An arm's outputs read back from its directory.

@@ -1,14 +1,9 @@
 //! What the language-model run writes: one [`LmRow`] per logged step in `metrics.csv`, the
 //! [`LmSummary`] in `summary.json`, and the collapsed-token tally as `top-collapsed-tokens.txt`.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::tokenizer::Tokenizer;
-use crate::ExperimentError;
 
 /// How many tokens the tally lists (the paper's list has ten).
 pub const TOP_TOKENS: usize = 10;
@@ -161,50 +156,8 @@ pub fn format_top_tokens(arm: &str, tokens: &[TopToken]) -> String {
     out
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
-    ExperimentError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
-/// A CSV file of rows, flushed after every row so that a killed run loses nothing logged.
-pub struct CsvLog {
-    path: PathBuf,
-    writer: csv::Writer<File>,
-}
-
-impl CsvLog {
-    /// Creates the file with `rows` already in it (the rows kept on resume).
-    pub fn create<T: Serialize>(path: &Path, rows: &[T]) -> Result<Self, ExperimentError> {
-        let mut writer = csv::Writer::from_path(path).map_err(|e| io_err(path, e))?;
-        for row in rows {
-            writer.serialize(row).map_err(|e| io_err(path, e))?;
-        }
-        writer.flush().map_err(|e| io_err(path, e))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            writer,
-        })
-    }
-
-    /// Appends one row.
-    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<(), ExperimentError> {
-        self.writer
-            .serialize(row)
-            .map_err(|e| io_err(&self.path, e))?;
-        self.writer.flush().map_err(|e| io_err(&self.path, e))
-    }
-}
-
-/// Reads a CSV file of rows back.
-pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ExperimentError> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| io_err(path, e))?;
-    reader
-        .deserialize()
-        .collect::<Result<Vec<T>, _>>()
-        .map_err(|e| io_err(path, e))
-}
+/// Reads a `metrics.csv` of rows back.
+pub use crate::run::csv_log::read_rows;
 
 #[cfg(test)]
 mod tests {

@@ -6,11 +6,10 @@
 //! The pieces, one concept a file: [`corpus`] (the text), [`tokenizer`] (bytes or BPE),
 //! [`batches`] (seeded windows), [`rope`] and [`model`] (the GPT), [`schedule`] (warm-up and
 //! cosine decay), [`config`] (presets and validation), `measure` (a logged step's read-back),
-//! [`metrics`] (rows, summary, the collapsed-token tally), [`checkpoint`], [`train`] (the loop)
+//! [`metrics`] (rows, summary, the collapsed-token tally), [`train`] (the task the run layer drives)
 //! and [`cli`] (flags, arms in child processes, figures).
 
 pub mod batches;
-pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod corpus;

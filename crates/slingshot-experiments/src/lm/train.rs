@@ -1,29 +1,30 @@
-//! The language-model training loop: AdamW with clipping and the cosine schedule, the
-//! collapse-aware loss every step, and on logged steps only one read-back of the statistics.
+//! The language-model task: AdamW with clipping and the cosine schedule, the collapse-aware
+//! loss every step, and on logged steps only one read-back of the statistics. The run layer
+//! ([`crate::run`]) drives it.
 //!
 //! The per-token tally of zero-loss targets stays on the device between logged steps: each
 //! step scatter-adds its zero-loss mask into a `[vocab]` integer counter, and a logged step
 //! reads the counter, adds it to the host's `u64` counts and starts it again from zero (so
 //! the device's `i32` on cuda never overflows).
 
-use std::time::Instant;
+use std::path::Path;
 
 use burn::backend::Autodiff;
 use burn::module::Module;
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use burn_ndarray::NdArray;
-use slingshot_loss::{CollapseAwareCrossEntropyConfig, LossPrecision};
+use serde::{Deserialize, Serialize};
+use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, LossPrecision};
 
 use super::batches::TokenStream;
-use super::checkpoint::{self, LmCheckpointState};
 use super::config::{LmArm, LmConfig, TokenizerKind};
 use super::corpus::Corpus;
 use super::measure::{Pending, add_counts};
 use super::metrics::{
-    CsvLog, LmRow, LmSummary, TOP_TOKENS, TOP_TOKENS_FILE, TopToken, format_top_tokens, read_rows,
-    top_tokens,
+    LmRow, LmSummary, TOP_TOKENS, TOP_TOKENS_FILE, TopToken, format_top_tokens, top_tokens,
 };
 use super::model::Gpt;
 use super::schedule::cosine_with_warmup;
@@ -31,8 +32,8 @@ use super::tokenizer::Tokenizer;
 use crate::ExperimentError;
 use crate::config::BackendKind;
 use crate::metrics::write_json;
-use crate::output::{RunDir, progress_bar};
-use crate::train::RunOptions;
+use crate::output::RunDir;
+use crate::run::{RunOptions, Training, checkpoint, train_loop};
 use crate::train::{INIT_RNG, Materialize, claim_float_dtype};
 
 /// What a finished run returns.
@@ -90,39 +91,25 @@ pub fn run(
         (BackendKind::Ndarray, LmArm::Bf16) => {
             unreachable!("validate() refuses bf16 on ndarray")
         }
-        (BackendKind::Ndarray, _) => {
-            train::<Autodiff<NdArray<f32>>>(config, &data, dir, options, &Default::default())
-        }
+        (BackendKind::Ndarray, _) => run_on::<Autodiff<NdArray<f32>>>(config, &data, dir, options),
         #[cfg(feature = "cuda")]
-        (BackendKind::Cuda, LmArm::Bf16) => train::<
+        (BackendKind::Cuda, LmArm::Bf16) => run_on::<
             Autodiff<burn_cuda::Cuda<burn::tensor::bf16, i32>>,
-        >(
-            config, &data, dir, options, &Default::default()
-        ),
+        >(config, &data, dir, options),
         #[cfg(feature = "cuda")]
-        (BackendKind::Cuda, _) => train::<Autodiff<burn_cuda::Cuda<f32, i32>>>(
-            config,
-            &data,
-            dir,
-            options,
-            &Default::default(),
-        ),
+        (BackendKind::Cuda, _) => {
+            run_on::<Autodiff<burn_cuda::Cuda<f32, i32>>>(config, &data, dir, options)
+        }
         #[cfg(not(feature = "cuda"))]
         (BackendKind::Cuda, _) => unreachable!("validate() refuses cuda without the feature"),
         (BackendKind::Flex, LmArm::Bf16) => unreachable!("validate() refuses bf16 off cuda"),
-        (BackendKind::Flex, _) => {
-            train::<Autodiff<burn_flex::Flex>>(config, &data, dir, options, &Default::default())
-        }
+        (BackendKind::Flex, _) => run_on::<Autodiff<burn_flex::Flex>>(config, &data, dir, options),
         #[cfg(feature = "wgpu")]
         (BackendKind::Wgpu, LmArm::Bf16) => unreachable!("validate() refuses bf16 off cuda"),
         #[cfg(feature = "wgpu")]
-        (BackendKind::Wgpu, _) => train::<Autodiff<burn_wgpu::Wgpu<f32, i32>>>(
-            config,
-            &data,
-            dir,
-            options,
-            &Default::default(),
-        ),
+        (BackendKind::Wgpu, _) => {
+            run_on::<Autodiff<burn_wgpu::Wgpu<f32, i32>>>(config, &data, dir, options)
+        }
         #[cfg(not(feature = "wgpu"))]
         (BackendKind::Wgpu, _) => unreachable!("validate() refuses wgpu without the feature"),
     }
@@ -146,100 +133,125 @@ struct Tally<B: Backend> {
     first_collapse: Option<(u64, Vec<TopToken>)>,
 }
 
-fn train<B>(
-    config: &LmConfig,
-    data: &Prepared,
-    dir: &RunDir,
-    options: &RunOptions,
-    device: &B::Device,
-) -> Result<LmRunResult, ExperimentError>
-where
-    B: AutodiffBackend,
-{
-    claim_float_dtype::<B::InnerBackend>(device, <B::FloatElem as burn::tensor::Element>::dtype())?;
-    let vocab = data.tokenizer.vocab_size();
-    let mut model: Gpt<B> = {
-        // burn's generator is global: hold it from seeding to the last parameter drawn.
-        let _guard = INIT_RNG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        B::seed(device, config.seed);
-        let model = config
-            .model
-            .init(vocab, config.arm == LmArm::Centered, device)?;
-        model.visit(&mut Materialize);
-        model
-    };
-    let mut optim = AdamWConfig::new()
+/// What the language-model task keeps in a checkpoint besides the model and optimizer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LmState {
+    /// Zero-loss count of every token so far.
+    pub counts: Vec<u64>,
+    /// The first logged step with a zero-loss token, and the tally then.
+    pub first_collapse: Option<(u64, Vec<TopToken>)>,
+}
+
+type LmOptim<B> = OptimizerAdaptor<burn::optim::AdamW, Gpt<B>, B>;
+
+/// The language-model task, as the run layer trains it.
+struct LmTraining<'a, B: AutodiffBackend> {
+    config: LmConfig,
+    data: &'a Prepared,
+    /// `None` only inside a step, while the optimizer owns it.
+    model: Option<Gpt<B>>,
+    optim: LmOptim<B>,
+    loss_fn: CollapseAwareCrossEntropy<B>,
+    tally: Tally<B::InnerBackend>,
+    device: B::Device,
+}
+
+fn adamw<B: AutodiffBackend>(config: &LmConfig) -> LmOptim<B> {
+    AdamWConfig::new()
         .with_beta_1(config.beta1 as f32)
         .with_beta_2(config.beta2 as f32)
         .with_epsilon(config.eps as f32)
         .with_weight_decay(0.0)
-        .init::<B, Gpt<B>>();
-    let loss_fn = CollapseAwareCrossEntropyConfig::new()
-        .with_precision(loss_precision(config.arm))
-        .try_init::<B>(device)?;
+        .init::<B, Gpt<B>>()
+}
 
-    let mut rows: Vec<LmRow> = Vec::new();
-    let mut start = 0;
-    let mut wall_before = 0.0;
-    let mut tally = Tally::<B::InnerBackend> {
-        device: Tensor::zeros([vocab], device),
-        host: vec![0; vocab],
-        first_collapse: None,
-    };
-    if options.resume {
-        let (checkpoint_dir, state) = checkpoint::read_state(&dir.checkpoint())?;
-        if &state.config != config {
-            return Err(ExperimentError::Resume {
-                path: checkpoint_dir,
-                reason: "the checkpoint was written with another configuration (see its state.json); resume with the same flags".into(),
-            });
-        }
-        (model, optim) = checkpoint::load(&checkpoint_dir, model, optim, device)?;
-        rows = read_rows(&dir.metrics())?;
-        if rows.len() < state.metrics_rows || state.counts.len() != vocab {
-            return Err(ExperimentError::Resume {
-                path: dir.metrics(),
-                reason: format!(
-                    "has {} rows and {} token counts, the checkpoint expects {} and {vocab}",
-                    rows.len(),
-                    state.counts.len(),
-                    state.metrics_rows
-                ),
-            });
-        }
-        // Rows logged after the checkpoint are logged again.
-        rows.truncate(state.metrics_rows);
-        start = state.step;
-        wall_before = state.wall_seconds;
-        tally.host = state.counts;
-        tally.first_collapse = state.first_collapse;
+impl<'a, B: AutodiffBackend> LmTraining<'a, B> {
+    fn new(
+        config: &LmConfig,
+        data: &'a Prepared,
+        device: &B::Device,
+    ) -> Result<Self, ExperimentError> {
+        claim_float_dtype::<B::InnerBackend>(
+            device,
+            <B::FloatElem as burn::tensor::Element>::dtype(),
+        )?;
+        let vocab = data.tokenizer.vocab_size();
+        let model: Gpt<B> = {
+            // burn's generator is global: hold it from seeding to the last parameter drawn.
+            let _guard = INIT_RNG
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            B::seed(device, config.seed);
+            let model = config
+                .model
+                .init(vocab, config.arm == LmArm::Centered, device)?;
+            model.visit(&mut Materialize);
+            model
+        };
+        let loss_fn = CollapseAwareCrossEntropyConfig::new()
+            .with_precision(loss_precision(config.arm))
+            .try_init::<B>(device)?;
+        Ok(Self {
+            config: config.clone(),
+            data,
+            model: Some(model),
+            optim: adamw(config),
+            loss_fn,
+            tally: Tally {
+                device: Tensor::zeros([vocab], device),
+                host: vec![0; vocab],
+                first_collapse: None,
+            },
+            device: device.clone(),
+        })
     }
-    write_json(&dir.config(), config)?;
-    let mut writer = CsvLog::create(&dir.metrics(), &rows)?;
 
-    let tokens_per_step = (config.batch * config.seq_len) as u64;
-    let bar = progress_bar(config.steps, options.quiet, &config.arm.to_string());
-    bar.set_position(start);
-    let clock = Instant::now();
-    let end = options
-        .stop_after
-        .map_or(config.steps, |s| s.min(config.steps));
-    let mut diverged = false;
-    for step in start..end {
-        let taken = step + 1;
-        let log = taken.is_multiple_of(config.log_every) || taken == config.steps;
+    fn vocab(&self) -> usize {
+        self.data.tokenizer.vocab_size()
+    }
+}
+
+impl<B: AutodiffBackend> Training for LmTraining<'_, B> {
+    type Config = LmConfig;
+    type Row = LmRow;
+    type State = LmState;
+    type Summary = LmSummary;
+
+    fn config(&self) -> &LmConfig {
+        &self.config
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.steps
+    }
+
+    fn label(&self) -> String {
+        self.config.arm.to_string()
+    }
+
+    fn is_logged(&self, taken: u64) -> bool {
+        taken.is_multiple_of(self.config.log_every) || taken == self.config.steps
+    }
+
+    fn step(&mut self, step: u64, log: bool) -> Result<Option<LmRow>, ExperimentError> {
+        let (config, device, vocab) = (&self.config, &self.device, self.vocab());
         let lr = cosine_with_warmup(step, config.steps, config.warmup, config.lr, config.min_lr);
         let (inputs, targets) =
-            data.stream
+            self.data
+                .stream
                 .batch::<B>(config.seed, step, config.batch, config.seq_len, device);
+        let model = self
+            .model
+            .take()
+            .expect("the model is back after every step");
         let out = model.forward(inputs);
-        let ce = loss_fn.try_forward_3d_with_stats(out.logits.clone(), targets.clone())?;
+        let ce = self
+            .loss_fn
+            .try_forward_3d_with_stats(out.logits.clone(), targets.clone())?;
         let stats = ce.stats.clone();
         let zero_loss = stats.zero_loss.clone().inner();
         let flat_targets = targets.inner().reshape([config.batch * config.seq_len]);
-        tally.device = tally.device.clone().scatter(
+        self.tally.device = self.tally.device.clone().scatter(
             0,
             flat_targets,
             zero_loss.clone().int(),
@@ -259,66 +271,110 @@ where
         // Clipping by the global norm, as the paper's PyTorch recipe does (burn's own
         // clipping is per parameter tensor).
         let (grads, _) = slingshot_optim::clip_grad_norm(&model, grads, config.grad_clip)?;
-        model = optim.step(lr, model, grads);
-        if let Some(pending) = pending {
-            let counts = std::mem::replace(&mut tally.device, Tensor::zeros([vocab], device));
-            let mut row = pending.read(taken, lr, tokens_per_step, counts, &mut tally.host);
-            row.wall_seconds = wall_before + clock.elapsed().as_secs_f64();
-            if tally.first_collapse.is_none() && row.cumulative_zero_loss_tokens > 0 {
-                tally.first_collapse =
-                    Some((taken, top_tokens(&tally.host, &data.tokenizer, TOP_TOKENS)));
-            }
-            bar.set_message(format!(
-                "loss {:.3}  zero-loss {:.2}%  mean logit {:.2}",
-                row.loss,
-                100.0 * row.zero_loss_fraction,
-                row.mean_logit
-            ));
-            writer.write(&row)?;
-            diverged = !row.loss.is_finite();
-            rows.push(row);
-            if diverged {
-                bar.inc(1);
-                break;
-            }
+        self.model = Some(self.optim.step(lr, model, grads));
+        let Some(pending) = pending else {
+            return Ok(None);
+        };
+        let taken = step + 1;
+        let tokens_per_step = (config.batch * config.seq_len) as u64;
+        let counts = std::mem::replace(&mut self.tally.device, Tensor::zeros([vocab], device));
+        let row = pending.read(taken, lr, tokens_per_step, counts, &mut self.tally.host);
+        if self.tally.first_collapse.is_none() && row.cumulative_zero_loss_tokens > 0 {
+            let top = top_tokens(&self.tally.host, &self.data.tokenizer, TOP_TOKENS);
+            self.tally.first_collapse = Some((taken, top));
         }
-        bar.inc(1);
-        if let Some(every) = options.checkpoint_every
-            && (taken.is_multiple_of(every) || taken == config.steps)
-        {
-            // Fold the device counts in, so that the checkpoint holds every step's.
-            let counts = std::mem::replace(&mut tally.device, Tensor::zeros([vocab], device));
-            add_counts(&mut tally.host, counts);
-            let state = LmCheckpointState {
-                step: taken,
-                metrics_rows: rows.len(),
-                wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
-                config: config.clone(),
-                counts: tally.host.clone(),
-                first_collapse: tally.first_collapse.clone(),
-            };
-            checkpoint::save(&dir.checkpoint(), &model, &optim, &state)?;
+        Ok(Some(row))
+    }
+
+    fn row_step(row: &LmRow) -> u64 {
+        row.step
+    }
+
+    fn set_wall_seconds(row: &mut LmRow, seconds: f64) {
+        row.wall_seconds = seconds;
+    }
+
+    fn diverged(row: &LmRow) -> bool {
+        !row.loss.is_finite()
+    }
+
+    fn message(row: &LmRow) -> String {
+        format!(
+            "loss {:.3}  zero-loss {:.2}%  mean logit {:.2}",
+            row.loss,
+            100.0 * row.zero_loss_fraction,
+            row.mean_logit
+        )
+    }
+
+    fn save_parts(&self, dir: &Path) -> Result<(), ExperimentError> {
+        let model = self
+            .model
+            .as_ref()
+            .expect("the model is back after every step");
+        checkpoint::save_model(dir, model, &self.optim)
+    }
+
+    fn load_parts(&mut self, dir: &Path) -> Result<(), ExperimentError> {
+        let model = self
+            .model
+            .take()
+            .expect("the model is back after every step");
+        let optim = std::mem::replace(&mut self.optim, adamw(&self.config));
+        let (model, optim) = checkpoint::load_model(dir, model, optim, &self.device)?;
+        self.model = Some(model);
+        self.optim = optim;
+        Ok(())
+    }
+
+    fn state(&mut self) -> LmState {
+        // Fold the device counts in, so that the checkpoint holds every step's.
+        let vocab = self.vocab();
+        let counts =
+            std::mem::replace(&mut self.tally.device, Tensor::zeros([vocab], &self.device));
+        add_counts(&mut self.tally.host, counts);
+        LmState {
+            counts: self.tally.host.clone(),
+            first_collapse: self.tally.first_collapse.clone(),
         }
     }
-    bar.finish_and_clear();
-    add_counts(&mut tally.host, tally.device);
-    let wall = wall_before + clock.elapsed().as_secs_f64();
-    let steps_done = match (diverged, rows.last()) {
-        (true, Some(last)) => last.step,
-        _ => end,
-    };
-    let summary = summarize(
-        config,
-        data,
-        model.num_params(),
-        &rows,
-        &tally.host,
-        tally.first_collapse,
-        steps_done,
-        wall,
-    );
-    if end == config.steps || diverged {
-        write_json(&dir.summary(), &summary)?;
+
+    fn restore(&mut self, state: LmState, _rows: &[LmRow]) -> Result<(), ExperimentError> {
+        if state.counts.len() != self.vocab() {
+            return Err(ExperimentError::Resume {
+                path: "checkpoint/state.json".into(),
+                reason: format!(
+                    "has {} token counts, this run's vocabulary has {}",
+                    state.counts.len(),
+                    self.vocab()
+                ),
+            });
+        }
+        self.tally.host = state.counts;
+        self.tally.first_collapse = state.first_collapse;
+        Ok(())
+    }
+
+    fn summary(&mut self, rows: &[LmRow], steps: u64, wall_seconds: f64) -> LmSummary {
+        let vocab = self.vocab();
+        let counts =
+            std::mem::replace(&mut self.tally.device, Tensor::zeros([vocab], &self.device));
+        add_counts(&mut self.tally.host, counts);
+        let params = self.model.as_ref().map_or(0, |m| m.num_params());
+        summarize(
+            &self.config,
+            self.data,
+            params,
+            rows,
+            &self.tally.host,
+            self.tally.first_collapse.clone(),
+            steps,
+            wall_seconds,
+        )
+    }
+
+    fn write_outputs(&self, dir: &RunDir, summary: &LmSummary) -> Result<(), ExperimentError> {
+        write_json(&dir.summary(), summary)?;
         let path = dir.root().join(TOP_TOKENS_FILE);
         std::fs::write(
             &path,
@@ -327,9 +383,22 @@ where
         .map_err(|e| ExperimentError::Write {
             path,
             reason: e.to_string(),
-        })?;
+        })
     }
-    Ok(LmRunResult { summary, rows })
+}
+
+fn run_on<B: AutodiffBackend>(
+    config: &LmConfig,
+    data: &Prepared,
+    dir: &RunDir,
+    options: &RunOptions,
+) -> Result<LmRunResult, ExperimentError> {
+    let mut task = LmTraining::<B>::new(config, data, &Default::default())?;
+    let trained = train_loop(&mut task, dir, options)?;
+    Ok(LmRunResult {
+        summary: trained.summary,
+        rows: trained.rows,
+    })
 }
 
 /// `summary.json` from the rows and the tally.

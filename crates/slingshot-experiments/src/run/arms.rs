@@ -1,0 +1,273 @@
+//! The arms protocol of every multi-arm binary. The parent checks every arm and the output
+//! directory before any training, writes each arm's `config.json`, and starts the running
+//! executable once per arm with that file (burn keeps one default float dtype per device and
+//! process, so each arm gets its own process). The child reads the file and trains. A resume
+//! continues the arm that was interrupted and starts the arms that had not begun.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::checkpoint;
+use super::resume::{check_resumable, claim_fresh, differences};
+use super::train_loop::RunOptions;
+use crate::ExperimentError;
+use crate::metrics::write_json;
+use crate::output::RunDir;
+
+/// The hidden first argument that makes a binary run one arm.
+const CHILD_FLAG: &str = "--slingshot-arm";
+
+/// A task that runs as an arm.
+pub trait ArmTask {
+    /// The arm's `config.json`.
+    type Config: Serialize + DeserializeOwned + Clone;
+    /// What a finished arm gives back.
+    type Output;
+    /// Checks the configuration before any arm starts.
+    fn validate(config: &Self::Config) -> Result<(), ExperimentError>;
+    /// Trains the arm into `dir`.
+    fn run(
+        config: &Self::Config,
+        dir: &RunDir,
+        options: &RunOptions,
+    ) -> Result<Self::Output, ExperimentError>;
+    /// A finished arm's outputs, read back from `dir`.
+    fn read(dir: &RunDir) -> Result<Self::Output, ExperimentError>;
+}
+
+/// One arm: its name (output subdirectory and legend) and configuration.
+#[derive(Debug, Clone)]
+pub struct Arm<C> {
+    /// Output subdirectory and legend label.
+    pub label: String,
+    /// The arm's configuration.
+    pub config: C,
+}
+
+/// What the parent does with an arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Train from step 0.
+    Fresh,
+    /// Continue from its checkpoint.
+    Resume,
+    /// Finished without a checkpoint to extend: read its outputs.
+    Finished,
+}
+
+/// `arm <label>: ` before a message, once.
+pub fn in_arm(label: &str, e: ExperimentError) -> ExperimentError {
+    match e {
+        ExperimentError::InvalidConfig(m) => {
+            ExperimentError::InvalidConfig(format!("arm {label}: {m}"))
+        }
+        other => other,
+    }
+}
+
+/// Decides every arm's plan, checking each resumable arm's configuration against its
+/// checkpoint. Nothing is written.
+fn plan<T: ArmTask>(
+    out: &Path,
+    arms: &[Arm<T::Config>],
+    options: &RunOptions,
+) -> Result<Vec<Plan>, ExperimentError> {
+    for arm in arms {
+        T::validate(&arm.config).map_err(|e| in_arm(&arm.label, e))?;
+    }
+    if !options.resume {
+        claim_fresh(out, options.overwrite)?;
+        return Ok(vec![Plan::Fresh; arms.len()]);
+    }
+    if !out.join("config.json").is_file() {
+        return Err(ExperimentError::Resume {
+            path: out.to_path_buf(),
+            reason: "holds no run to resume (no config.json); start it without --resume".into(),
+        });
+    }
+    arms.iter().map(|arm| plan_one::<T>(out, arm)).collect()
+}
+
+fn plan_one<T: ArmTask>(out: &Path, arm: &Arm<T::Config>) -> Result<Plan, ExperimentError> {
+    let dir = RunDir::at(&out.join(&arm.label));
+    if checkpoint::exists(&dir.checkpoint()) {
+        let (found, state) =
+            checkpoint::read_state::<T::Config, serde_json::Map<_, _>>(&dir.checkpoint())?;
+        check_resumable(&state.config, &arm.config, state.step, &found)?;
+        return Ok(Plan::Resume);
+    }
+    let written = std::fs::read_to_string(dir.config())
+        .ok()
+        .and_then(|t| serde_json::from_str::<T::Config>(&t).ok());
+    match written {
+        Some(c) if dir.summary().is_file() && differences(&c, &arm.config).is_empty() => {
+            Ok(Plan::Finished)
+        }
+        _ => Ok(Plan::Fresh),
+    }
+}
+
+/// Runs every arm (each in its own process) into `out/<label>` and reads their outputs back.
+pub fn run_arms<T: ArmTask>(
+    out: &Path,
+    arms: &[Arm<T::Config>],
+    options: &RunOptions,
+) -> Result<(RunDir, Vec<T::Output>), ExperimentError> {
+    let plans = plan::<T>(out, arms, options)?;
+    let root = RunDir::create(out)?;
+    let configs: Vec<&T::Config> = arms.iter().map(|a| &a.config).collect();
+    write_json(&root.config(), &configs)?;
+    let mut outputs = Vec::new();
+    for (arm, plan) in arms.iter().zip(plans) {
+        let dir = RunDir::create(&out.join(&arm.label))?;
+        if plan == Plan::Fresh {
+            // An arm that never reached a checkpoint starts again from nothing.
+            claim_fresh(dir.root(), true)?;
+        }
+        if plan != Plan::Finished {
+            // The child trains what this file says (a resume may extend --steps).
+            write_json(&dir.config(), &arm.config)?;
+            run_child(&arm.label, dir.root(), plan == Plan::Resume, options)?;
+        }
+        outputs.push(T::read(&dir)?);
+    }
+    Ok((root, outputs))
+}
+
+/// The running executable: on Linux `/proc/self/exe`, valid even after a rebuild replaced the
+/// file on disk.
+fn this_executable() -> Result<PathBuf, ExperimentError> {
+    if cfg!(target_os = "linux") {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    std::env::current_exe().map_err(|e| {
+        ExperimentError::InvalidConfig(format!("cannot find this binary to re-run: {e}"))
+    })
+}
+
+/// Starts this executable for one arm and waits for it, forwarding SIGTERM and SIGINT.
+fn run_child(
+    label: &str,
+    dir: &Path,
+    resume: bool,
+    options: &RunOptions,
+) -> Result<(), ExperimentError> {
+    let mut command = Command::new(this_executable()?);
+    command.arg(CHILD_FLAG).arg(dir);
+    if resume {
+        command.arg("--resume");
+    }
+    if options.quiet {
+        command.arg("--quiet");
+    }
+    if let Some(every) = options.checkpoint_every {
+        command.arg("--checkpoint-every").arg(every.to_string());
+    }
+    let failed = |reason: String| ExperimentError::ArmFailed {
+        arm: label.into(),
+        reason,
+    };
+    install_forwarding();
+    let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;
+    let status = wait_forwarding(&mut child).map_err(|e| failed(e.to_string()))?;
+    match (status.success(), received_signal()) {
+        (true, _) => Ok(()),
+        (false, Some(sig)) => Err(ExperimentError::Interrupted { signal: sig }),
+        (false, None) => Err(failed(format!(
+            "{status}; its outputs so far are in {}",
+            dir.display()
+        ))),
+    }
+}
+
+/// The last SIGTERM or SIGINT the parent received (0: none).
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+fn received_signal() -> Option<i32> {
+    Some(RECEIVED.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+#[cfg(unix)]
+extern "C" fn remember_signal(signal: libc::c_int) {
+    RECEIVED.store(signal, Ordering::SeqCst);
+}
+
+/// Catches SIGTERM and SIGINT in the parent, so that it can pass them on and wait.
+fn install_forwarding() {
+    #[cfg(unix)]
+    // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
+    unsafe {
+        let handler = remember_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
+}
+
+/// Waits for `child`, sending it any signal the parent receives meanwhile.
+fn wait_forwarding(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    let mut forwarded = 0;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        let signal = RECEIVED.load(Ordering::SeqCst);
+        if signal != 0 && signal != forwarded {
+            #[cfg(unix)]
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
+            #[cfg(not(unix))]
+            child.kill()?;
+            forwarded = signal;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The child side: when this process was started for one arm, trains it and returns the exit
+/// code; otherwise `None`. Every multi-arm binary calls this first in `main`.
+pub fn child_entry<T: ArmTask>() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some(CHILD_FLAG) {
+        return None;
+    }
+    Some(crate::cli::exit_code(run_as_child::<T>(&args[1..])))
+}
+
+fn run_as_child<T: ArmTask>(args: &[String]) -> Result<(), ExperimentError> {
+    let bad = |m: String| ExperimentError::InvalidConfig(format!("{CHILD_FLAG}: {m}"));
+    let dir = RunDir::at(Path::new(
+        args.first().ok_or_else(|| bad("no directory".into()))?,
+    ));
+    let mut options = RunOptions::default();
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        match flag.as_str() {
+            "--resume" => options.resume = true,
+            "--quiet" => options.quiet = true,
+            "--checkpoint-every" => {
+                let every = rest.next().and_then(|v| v.parse().ok());
+                options.checkpoint_every =
+                    Some(every.ok_or_else(|| bad("bad --checkpoint-every".into()))?);
+            }
+            other => return Err(bad(format!("unexpected {other:?}"))),
+        }
+    }
+    let text = std::fs::read_to_string(dir.config()).map_err(|e| ExperimentError::Resume {
+        path: dir.config(),
+        reason: e.to_string(),
+    })?;
+    let config: T::Config = serde_json::from_str(&text).map_err(|e| ExperimentError::Resume {
+        path: dir.config(),
+        reason: e.to_string(),
+    })?;
+    // The parent wrote config.json into the arm's own directory: a fresh arm replaces it.
+    options.overwrite = !options.resume;
+    T::run(&config, &dir, &options).map(|_| ())
+}
