@@ -439,6 +439,18 @@ impl TrainConfig {
                 crate::cifar::check_distribution(dir, images.train_size, images.test_size)?;
             }
         }
+        if self.images.is_none() {
+            crate::data::check_task(self.p, self.train_fraction)?;
+        }
+        if let BatchSize::Rows(rows) = self.batch {
+            let train = crate::memory::train_rows(self);
+            if rows as u64 > train {
+                return bad(format!(
+                    "--batch {rows} is larger than the training set ({train} rows): use --batch full, or at most {train}"
+                ));
+            }
+        }
+        crate::memory::check(self).map_err(ExperimentError::InvalidConfig)?;
         if self.grad_chunk == Some(0) {
             return bad("grad-chunk must be at least 1 row".into());
         }

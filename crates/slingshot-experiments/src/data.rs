@@ -106,6 +106,21 @@ pub struct ModularTask {
     pub test: Vec<Example>,
 }
 
+/// Checks the modulus and the training share, before anything is built.
+pub fn check_task(p: usize, train_fraction: f64) -> Result<(), ExperimentError> {
+    if !(3..=4093).contains(&p) || !is_prime(p as u64) {
+        return Err(ExperimentError::InvalidConfig(format!(
+            "p = {p}: the modulus must be a prime in [3, 4093]"
+        )));
+    }
+    if !(train_fraction > 0.0 && train_fraction < 1.0) {
+        return Err(ExperimentError::InvalidConfig(format!(
+            "train fraction {train_fraction}: must be in (0, 1)"
+        )));
+    }
+    Ok(())
+}
+
 impl ModularTask {
     /// Every `a` in `[0, p)` and `b` in `[0, p)` (`[1, p)` for division), shuffled with `seed`,
     /// `train_fraction` of them for training. `p` must be a prime of at least 3.
@@ -115,16 +130,7 @@ impl ModularTask {
         train_fraction: f64,
         seed: u64,
     ) -> Result<Self, ExperimentError> {
-        if !(3..=4093).contains(&p) || !is_prime(p as u64) {
-            return Err(ExperimentError::InvalidConfig(format!(
-                "p = {p}: the modulus must be a prime in [3, 4093]"
-            )));
-        }
-        if !(train_fraction > 0.0 && train_fraction < 1.0) {
-            return Err(ExperimentError::InvalidConfig(format!(
-                "train fraction {train_fraction}: must be in (0, 1)"
-            )));
-        }
+        check_task(p, train_fraction)?;
         let b_start = usize::from(op == Operation::Div);
         let mut all: Vec<Example> = (0..p)
             .flat_map(|a| (b_start..p).map(move |b| (a, b)))

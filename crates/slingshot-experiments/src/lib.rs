@@ -14,6 +14,7 @@ pub mod data;
 mod error;
 pub mod image_arms;
 pub mod lm;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -235,3 +235,30 @@ fn differences_are_dotted_paths_with_both_values() {
     );
     assert!(differences(&a, &a).is_empty());
 }
+
+#[test]
+fn configurations_that_cannot_run_are_refused_before_training() {
+    let mut huge = tiny();
+    huge.p = 4093;
+    let err = huge.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("needs at least") && err.contains("GB"),
+        "{err}"
+    );
+    let mut big_batch = tiny();
+    big_batch.batch = slingshot_experiments::BatchSize::Rows(100);
+    let err = big_batch.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("larger than the training set (21 rows)"),
+        "{err}"
+    );
+    let mut not_prime = tiny();
+    not_prime.p = 8;
+    assert!(
+        not_prime
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("prime")
+    );
+}

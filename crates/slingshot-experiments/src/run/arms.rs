@@ -269,5 +269,22 @@ fn run_as_child<T: ArmTask>(args: &[String]) -> Result<(), ExperimentError> {
     })?;
     // The parent wrote config.json into the arm's own directory: a fresh arm replaces it.
     options.overwrite = !options.resume;
-    T::run(&config, &dir, &options).map(|_| ())
+    let stop = test_stop(dir.root());
+    options.stop_after = stop;
+    T::run(&config, &dir, &options)?;
+    match stop {
+        Some(step) => Err(ExperimentError::Killed { step }),
+        None => Ok(()),
+    }
+}
+
+/// The test hook `SLINGSHOT_TEST_STOP_ARM=<label>:<step>`: the arm `<label>` stops after
+/// `<step>` steps as a kill would, so that tests of a multi-arm resume need no timing.
+pub const TEST_STOP_ARM: &str = "SLINGSHOT_TEST_STOP_ARM";
+
+fn test_stop(dir: &Path) -> Option<u64> {
+    let hook = std::env::var(TEST_STOP_ARM).ok()?;
+    let (label, step) = hook.split_once(':')?;
+    let this = dir.file_name()?.to_str()?;
+    (this == label).then(|| step.parse().ok()).flatten()
 }

@@ -8,6 +8,7 @@
 
 pub mod arms;
 pub mod checkpoint;
+pub mod compare;
 pub mod csv_log;
 pub mod resume;
 mod train_loop;

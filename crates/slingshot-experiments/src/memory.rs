@@ -1,0 +1,99 @@
+//! A lower bound on the memory a modular or image run needs, checked before training, so that
+//! a configuration that cannot fit is refused with a message instead of aborting on an
+//! allocation (`--p 4093` asked for 549 GB of one-hot inputs).
+
+use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
+use crate::model::ModelKind;
+
+/// What a run needs at least, in bytes, and the largest part of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryEstimate {
+    /// Bytes, a lower bound.
+    pub bytes: u64,
+    /// The biggest part, in words.
+    pub largest: String,
+}
+
+/// The examples of the modular task: every pair `(a, b)` (`b != 0` for division).
+pub fn modular_pairs(config: &TrainConfig) -> u64 {
+    let p = config.p as u64;
+    let b_start = u64::from(config.op == crate::data::Operation::Div);
+    p * p.saturating_sub(b_start)
+}
+
+/// Training rows: the modular task's share of the pairs, or the image subset.
+pub fn train_rows(config: &TrainConfig) -> u64 {
+    match &config.images {
+        Some(images) => images.train_size as u64,
+        None => {
+            let all = modular_pairs(config);
+            let n = (all as f64 * config.train_fraction).round() as u64;
+            n.clamp(1, all.saturating_sub(1).max(1))
+        }
+    }
+}
+
+/// The inputs of every split on the device (and, for the MLP's one-hot rows, once on the
+/// host while they are built), plus one batch's activations kept for the backward pass.
+pub fn estimate(config: &TrainConfig) -> MemoryEstimate {
+    let elem: u64 = if config.precision == Precision::F64 {
+        8
+    } else {
+        4
+    };
+    let m = &config.model;
+    let (rows, input_floats, host_floats) = match &config.images {
+        Some(images) => (
+            (images.train_size + images.test_size) as u64,
+            3 * 32 * 32,
+            3 * 32 * 32,
+        ),
+        None if m.kind == ModelKind::Mlp => {
+            let one_hot = 4 * (config.p as u64 + 2);
+            (modular_pairs(config), one_hot, one_hot)
+        }
+        None => (modular_pairs(config), 4, 0),
+    };
+    let inputs = rows * input_floats * elem + rows * host_floats * 4;
+    let batch = match config.batch {
+        BatchSize::Full => train_rows(config),
+        BatchSize::Rows(n) => n as u64,
+    };
+    let batch = config.grad_chunk.map_or(batch, |c| batch.min(c as u64));
+    let per_row = input_floats + (m.width * m.depth) as u64 + config.p as u64;
+    let activations = 3 * batch * per_row * elem;
+    let largest = if inputs >= activations {
+        format!("the inputs of {rows} examples, {input_floats} numbers each")
+    } else {
+        format!("the activations of a {batch}-row batch")
+    };
+    MemoryEstimate {
+        bytes: inputs + activations,
+        largest,
+    }
+}
+
+/// The memory this machine has free now (`MemAvailable`), where it can be read.
+pub fn available_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a run on a CPU backend whose lower bound exceeds the free memory.
+pub fn check(config: &TrainConfig) -> Result<(), String> {
+    if !matches!(config.backend, BackendKind::Ndarray | BackendKind::Flex) {
+        return Ok(());
+    }
+    let need = estimate(config);
+    match available_bytes() {
+        Some(free) if need.bytes > free => Err(format!(
+            "this configuration needs at least {:.1} GB ({}), and {:.1} GB are free: use a smaller --p, --width or --batch",
+            need.bytes as f64 / 1e9,
+            need.largest,
+            free as f64 / 1e9
+        )),
+        _ => Ok(()),
+    }
+}
