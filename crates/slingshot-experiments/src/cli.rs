@@ -7,6 +7,10 @@ use slingshot_nn::HeadNorm;
 
 use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
 use crate::data::Operation;
+use crate::mitigation::{
+    GdSwitch, LabelSmoothing, LogitClamp, MeanRemoval, Mitigation, Mitigations, MuLoss, SwitchToGd,
+    Transform, ZeroSum,
+};
 use crate::model::ModelKind;
 use crate::plot::Panel;
 use crate::run::{Arm, ArmTask, RunOptions, run_arms};
@@ -128,6 +132,10 @@ pub struct TrainArgs {
         requires = "switch_to_gd"
     )]
     pub switch_when_loss_at_most: f64,
+    /// Any registered mitigation, as `KEY` or `KEY=VALUE` (repeatable; e.g. `stablemax`,
+    /// `orthograd`; see `slingshot_experiments::mitigation`).
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = Mitigation::from_flag)]
+    pub mitigation: Vec<Mitigation>,
     /// Estimate the largest Hessian eigenvalue every this many steps (a multiple of
     /// `--log-every`; Fig. 5).
     #[arg(long, value_name = "STEPS")]
@@ -181,27 +189,51 @@ impl TrainArgs {
             p => c.p, op => c.op, steps => c.steps, batch => c.batch, lr => c.lr,
             warmup => c.warmup, beta1 => c.beta1, beta2 => c.beta2, eps => c.eps,
             width => c.model.width, depth => c.model.depth, seed => c.seed,
-            log_every => c.log_every, label_smoothing => c.mitigations.label_smoothing,
-            mu_loss => c.mitigations.mu_loss, head_norm => c.model.head_norm,
+            log_every => c.log_every, head_norm => c.model.head_norm,
         );
         c.model.layer_norm |= self.transformer_layer_norm;
         c.model.centered |= self.centered;
         c.model.classifier_bias &= !self.no_classifier_bias;
-        c.mitigations.zero_sum |= self.zero_sum;
-        c.mitigations.post_step_mean_removal |= self.mean_removal;
-        if self.logit_clamp.is_some() {
-            c.mitigations.logit_clamp = self.logit_clamp;
-        }
-        if let Some(lr) = self.switch_to_gd {
-            c.mitigations.switch_to_gd = Some(crate::config::GdSwitch {
-                lr,
-                loss_at_most: self.switch_when_loss_at_most,
-            });
-        }
+        self.apply_mitigations(&mut c.mitigations);
         if self.sharpness_every.is_some() {
             c.sharpness_every = self.sharpness_every;
         }
         c
+    }
+
+    /// The mitigation flags set on `m`: the named ones, then every `--mitigation`.
+    fn apply_mitigations(&self, m: &mut Mitigations) {
+        if self.zero_sum {
+            m.set(ZeroSum);
+        }
+        if self.mean_removal {
+            m.set(MeanRemoval);
+        }
+        // A zero amount or weight is "off", as it was in the first config.json format.
+        if let Some(amount) = self.label_smoothing {
+            m.remove(LabelSmoothing::KEY);
+            if amount != 0.0 {
+                m.set(LabelSmoothing { amount });
+            }
+        }
+        if let Some(weight) = self.mu_loss {
+            m.remove(MuLoss::KEY);
+            if weight != 0.0 {
+                m.set(MuLoss { weight });
+            }
+        }
+        if let Some(margin) = self.logit_clamp {
+            m.set(LogitClamp { margin });
+        }
+        if let Some(lr) = self.switch_to_gd {
+            m.set(SwitchToGd(GdSwitch {
+                lr,
+                loss_at_most: self.switch_when_loss_at_most,
+            }));
+        }
+        for extra in &self.mitigation {
+            m.set(extra.clone());
+        }
     }
 
     /// How to run.

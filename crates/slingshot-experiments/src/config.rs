@@ -9,6 +9,7 @@ use slingshot_optim::SpikeDetectorConfig;
 
 use crate::ExperimentError;
 use crate::data::Operation;
+pub use crate::mitigation::{GdSwitch, Mitigations};
 use crate::model::{InputSpec, ModelConfig, ModelKind};
 
 /// The numeric precision of a run (Fig. 1(a)'s three arms).
@@ -106,37 +107,6 @@ impl fmt::Display for BatchSize {
     }
 }
 
-/// The mitigations of §4 and App. A, each off by default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Mitigations {
-    /// Project each row's logit gradient to zero sum (§4.1).
-    pub zero_sum: bool,
-    /// Label smoothing of the loss (Fig. 4(b)).
-    pub label_smoothing: f64,
-    /// Subtract the classifier's mean row after every optimizer step (mu-centering).
-    pub post_step_mean_removal: bool,
-    /// Weight of the mu-loss `gamma ||W_G||^2`.
-    pub mu_loss: f64,
-    /// Clamp each row's logits to at least `max - margin` (App. A.1.4 uses 100), so that no
-    /// probability underflows.
-    #[serde(default)]
-    pub logit_clamp: Option<f64>,
-    /// Switch from Adam to plain gradient descent once the loss is small enough (§4.2).
-    #[serde(default)]
-    pub switch_to_gd: Option<GdSwitch>,
-}
-
-/// §4.2's switch from Adam to gradient descent at a huge learning rate, emulating Adam's
-/// effective-LR ceiling `lr / eps`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct GdSwitch {
-    /// Gradient descent's learning rate (the paper: 1e5).
-    pub lr: f64,
-    /// Switch after the first logged step whose training loss is at most this (the paper: 0,
-    /// i.e. exactly zero). Checked on logged steps only, where the loss is read anyway.
-    pub loss_at_most: f64,
-}
-
 /// The image task of the CIFAR-10 experiments (issue 6), in place of the modular one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageTask {
@@ -198,7 +168,7 @@ pub struct TrainConfig {
     pub backend: BackendKind,
     /// Log (and evaluate) every this many steps.
     pub log_every: u64,
-    /// Mitigations.
+    /// The mitigations, stage by stage ([`crate::mitigation`]).
     pub mitigations: Mitigations,
     /// Loss-spike detection.
     pub spikes: SpikeDetectorConfig,
@@ -241,7 +211,7 @@ impl TrainConfig {
             precision: Precision::F32,
             backend: BackendKind::CPU_DEFAULT,
             log_every: 100,
-            mitigations: Mitigations::default(),
+            mitigations: Mitigations::none(),
             spikes: SpikeDetectorConfig::default(),
             sharpness_every: None,
             images: None,
@@ -363,40 +333,9 @@ impl TrainConfig {
                 return bad(format!("{name} {beta}: must be in [0, 1)"));
             }
         }
-        let m = &self.mitigations;
-        if !(0.0..1.0).contains(&m.label_smoothing) {
-            return bad(format!(
-                "label smoothing {}: must be in [0, 1)",
-                m.label_smoothing
-            ));
-        }
-        if !(m.mu_loss.is_finite() && m.mu_loss >= 0.0) {
-            return bad(format!(
-                "mu-loss weight {}: must be finite and >= 0",
-                m.mu_loss
-            ));
-        }
-        if let Some(margin) = m.logit_clamp
-            && !(margin.is_finite() && margin > 0.0)
-        {
-            return bad(format!(
-                "logit clamp margin {margin}: must be finite and > 0"
-            ));
-        }
-        if let Some(gd) = m.switch_to_gd {
-            if !(gd.lr.is_finite() && gd.lr > 0.0) {
-                return bad(format!(
-                    "gradient-descent learning rate {}: must be finite and > 0",
-                    gd.lr
-                ));
-            }
-            if !(gd.loss_at_most.is_finite() && gd.loss_at_most >= 0.0) {
-                return bad(format!(
-                    "switch loss {}: must be finite and >= 0",
-                    gd.loss_at_most
-                ));
-            }
-        }
+        self.mitigations
+            .validate()
+            .map_err(ExperimentError::InvalidConfig)?;
         if self.sharpness_every.is_some()
             && self.model.head_norm == slingshot_nn::HeadNorm::BatchNorm
         {

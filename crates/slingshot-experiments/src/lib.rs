@@ -16,6 +16,7 @@ pub mod image_arms;
 pub mod lm;
 pub mod memory;
 pub mod metrics;
+pub mod mitigation;
 pub mod model;
 pub mod output;
 pub mod plot;

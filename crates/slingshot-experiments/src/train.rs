@@ -13,7 +13,7 @@ use burn_flex::Flex;
 use burn_ndarray::NdArray;
 use serde::{Deserialize, Serialize};
 use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, LossPrecision};
-use slingshot_nn::{NfiDiagnostics, clamp_logit_margin, mu_loss, remove_class_mean};
+use slingshot_nn::NfiDiagnostics;
 use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
 
 use crate::ExperimentError;
@@ -135,13 +135,9 @@ impl<B: AutodiffBackend> Losses<B> {
             Precision::F64Loss => LossPrecision::F64,
             Precision::F32 | Precision::F64 => LossPrecision::Native,
         };
-        let base = CollapseAwareCrossEntropyConfig::new()
-            .with_precision(precision)
-            .with_zero_sum_projection(config.mitigations.zero_sum)
-            .with_smoothing(
-                (config.mitigations.label_smoothing > 0.0)
-                    .then_some(config.mitigations.label_smoothing as f32),
-            );
+        let base = config
+            .mitigations
+            .loss(CollapseAwareCrossEntropyConfig::new().with_precision(precision));
         Ok(Self {
             train: base.clone().try_init(device)?,
             hessian: base
@@ -275,7 +271,7 @@ impl<B: AutodiffBackend> ModularTraining<B> {
                 .as_ref()
                 .expect("the model is back after every step"),
             |m: &Model<B>| {
-                let logits = clamp_logits(config, m.forward(inputs.clone()).logits);
+                let logits = config.mitigations.logits(m.forward(inputs.clone()).logits);
                 hessian
                     .try_forward(logits, labels.clone())
                     .expect("the harness's own labels are valid")
@@ -351,21 +347,19 @@ impl<B: AutodiffBackend> Training for ModularTraining<B> {
             .expect("the model is back after every step");
         let (grads, before) =
             batch_gradients(&model, inputs, labels, &self.losses.train, config, log)?;
-        let lr = match config.mitigations.switch_to_gd {
+        let grads = config.mitigations.gradients(&model, grads);
+        let lr = match config.mitigations.gd_switch() {
             Some(gd) if self.optim.is_switched() => gd.lr,
             _ => learning_rate(config, step),
         };
-        let mut model = self.optim.step(lr, model, grads);
-        if config.mitigations.post_step_mean_removal {
-            model.head.head.linear = remove_class_mean(model.head.head.linear);
-        }
-        self.model = Some(model);
+        let model = self.optim.step(lr, model, grads);
+        self.model = Some(config.mitigations.after_step(model));
         let Some(before) = before else {
             return Ok(None);
         };
         let row = self.logged_row(step + 1, before)?;
         // `summarize` finds the same step from the rows (`switch_step`).
-        if let Some(gd) = self.config.mitigations.switch_to_gd
+        if let Some(gd) = self.config.mitigations.gd_switch()
             && !self.optim.is_switched()
             && row.loss <= gd.loss_at_most
             && !is_diverged(&row)
@@ -560,7 +554,7 @@ where
     let mut parts = Vec::new();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut out = model.forward(chunk.inputs.clone());
-        out.logits = clamp_logits(config, out.logits);
+        out.logits = config.mitigations.logits(out.logits);
         // Statistics only on logged steps: the loss alone otherwise.
         let (ce_loss, stats) = if log {
             let ce = loss_fn.try_forward_with_stats(out.logits.clone(), chunk.labels.clone())?;
@@ -571,8 +565,8 @@ where
         };
         let weighted = chunk.weigh(ce_loss);
         let mut loss = weighted.clone();
-        if i == 0 && config.mitigations.mu_loss > 0.0 {
-            loss = loss + mu_loss(model.classifier(), config.mitigations.mu_loss);
+        if i == 0 {
+            loss = config.mitigations.add_loss_terms(model, loss);
         }
         let grads = GradientsParams::from_grads(loss.backward(), model);
         if let Some(stats) = stats {
@@ -705,14 +699,6 @@ where
     })
 }
 
-/// The logits after App. A.1.4's clamp, when the run uses it.
-fn clamp_logits<B: Backend>(config: &TrainConfig, logits: Tensor<B, 2>) -> Tensor<B, 2> {
-    match config.mitigations.logit_clamp {
-        Some(margin) => clamp_logit_margin(logits, margin),
-        None => logits,
-    }
-}
-
 /// A split on the inner backend.
 fn data_inner<B: AutodiffBackend>(
     data: &TaskTensors<B>,
@@ -739,7 +725,9 @@ fn evaluate<B: Backend>(
     let mut values = Vec::new();
     let mut counts = Vec::new();
     for chunk in chunks(config, inputs, labels) {
-        let logits = clamp_logits(config, model.forward(chunk.inputs.clone()).logits);
+        let logits = config
+            .mitigations
+            .logits(model.forward(chunk.inputs.clone()).logits);
         counts.push(
             logits
                 .clone()
@@ -813,7 +801,7 @@ fn is_diverged(row: &MetricsRow) -> bool {
 /// The logged step after which the run switched to gradient descent: the first whose loss is at
 /// most the threshold (the rule the loop applies).
 fn switch_step(config: &TrainConfig, rows: &[MetricsRow]) -> Option<u64> {
-    let gd = config.mitigations.switch_to_gd?;
+    let gd = config.mitigations.gd_switch()?;
     rows.iter()
         .find(|r| r.loss <= gd.loss_at_most)
         .map(|r| r.step)

@@ -11,6 +11,8 @@ use slingshot_experiments::{
 
 mod common;
 
+use slingshot_experiments::mitigation::{GdSwitch, LabelSmoothing, LogitClamp, SwitchToGd};
+
 use common::numbers;
 
 /// The tiny configuration at 200 steps.
@@ -229,7 +231,7 @@ fn bad_flags_and_outputs_fail_before_training() {
     c.p = 8;
     assert!(run(&c, &dir, &quiet()).is_err(), "p must be prime");
     let mut c = tiny(Precision::F32);
-    c.mitigations.label_smoothing = 1.0;
+    c.mitigations.set(LabelSmoothing { amount: 1.0 });
     assert!(c.validate().is_err());
 
     let file = temp("a-file");
@@ -244,7 +246,7 @@ fn bad_flags_and_outputs_fail_before_training() {
 #[test]
 fn the_logit_clamp_leaves_collapse_in_place() {
     let mut c = tiny(Precision::F32);
-    c.mitigations.logit_clamp = Some(100.0);
+    c.mitigations.set(LogitClamp { margin: 100.0 });
     let result = run(&c, &RunDir::create(&temp("clamp")).unwrap(), &quiet()).unwrap();
     assert!(result.summary.max_collapsed_fraction > 0.3);
     assert!(
@@ -254,7 +256,7 @@ fn the_logit_clamp_leaves_collapse_in_place() {
             .all(|r| r.min_margin <= 100.0 + 1e-3 || r.min_margin.is_nan())
     );
     let mut bad = tiny(Precision::F32);
-    bad.mitigations.logit_clamp = Some(0.0);
+    bad.mitigations.set(LogitClamp { margin: 0.0 });
     assert!(matches!(
         bad.validate(),
         Err(ExperimentError::InvalidConfig(_))
@@ -267,10 +269,10 @@ fn the_logit_clamp_leaves_collapse_in_place() {
 #[test]
 fn the_switch_to_gradient_descent_is_taken_recorded_and_resumed() {
     let mut c = tiny(Precision::F32);
-    c.mitigations.switch_to_gd = Some(slingshot_experiments::config::GdSwitch {
+    c.mitigations.set(SwitchToGd(GdSwitch {
         lr: 1e5,
         loss_at_most: 1e-3,
-    });
+    }));
     let options = RunOptions {
         quiet: true,
         checkpoint_every: Some(5),

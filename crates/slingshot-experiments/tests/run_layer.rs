@@ -228,7 +228,8 @@ fn resume_messages_name_the_damaged_file() {
 fn differences_are_dotted_paths_with_both_values() {
     let a = tiny();
     let mut b = a.clone();
-    b.mitigations.zero_sum = true;
+    b.mitigations
+        .set(slingshot_experiments::mitigation::ZeroSum);
     assert_eq!(
         differences(&a, &b),
         vec!["mitigations.zero_sum is false there, true now".to_string()]

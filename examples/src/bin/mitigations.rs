@@ -21,6 +21,7 @@ use slingshot_experiments::cli::{
     ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
     run_train_arms, series,
 };
+use slingshot_experiments::mitigation::solo_arms;
 use slingshot_experiments::plot::{self, Series};
 use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{ExperimentError, TrainConfig};
@@ -82,6 +83,10 @@ fn all_arms(base_lr: f64, preset: Preset) -> Vec<ArmSpec> {
         }
     }
     arms.push(ArmSpec::new("f64-loss", &["--precision", "f64-loss"]));
+    // Mitigations reached only through `--mitigation` (StableMax, ⊥Grad) each get an arm.
+    for (label, spec) in solo_arms() {
+        arms.push(ArmSpec::new(label, &["--mitigation", spec]));
+    }
     arms
 }
 

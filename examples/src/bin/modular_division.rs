@@ -1,5 +1,5 @@
 //! Fig. 1 and Fig. 2(c) of the paper: modular division trained in f32, f64 and with an f64 loss,
-//! side by side. Fig. 1(a): only f32 spikes. Fig. 1(b): `||mu_G||` grows with the collapsed
+//! side by side (and, with `--only`, Prieto et al.'s StableMax and ⊥Grad in f32). Fig. 1(a): only f32 spikes. Fig. 1(b): `||mu_G||` grows with the collapsed
 //! fraction. Fig. 1(c): `cos(W_G, mu_G)` approaches -1 and correct-class logits go negative.
 //! Fig. 2(c): test accuracy moves in steps at the spikes.
 //!
@@ -13,6 +13,7 @@ use slingshot_experiments::cli::{
     ArmSelection, ArmSpec, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
     run_train_arms, series,
 };
+use slingshot_experiments::mitigation::solo_arms;
 use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{ExperimentError, Precision, plot};
 
@@ -22,19 +23,26 @@ use slingshot_experiments::{ExperimentError, Precision, plot};
 struct Cli {
     #[command(flatten)]
     train: TrainArgs,
-    /// The arms: f32, f64-loss, f64 (all by default).
+    /// The arms: f32, f64-loss, f64 (the default), stablemax, orthograd.
     #[command(flatten)]
     arms: ArmSelection,
 }
 
 const EXPERIMENT: &str = "modular-division";
 
-/// One arm per precision, named after it.
-fn precision_arms() -> Vec<ArmSpec> {
-    [Precision::F32, Precision::F64Loss, Precision::F64]
-        .map(|p| ArmSpec::new(&p.to_string(), &["--precision", &p.to_string()]))
-        .to_vec()
+/// One arm per precision, named after it, then one per mitigation reached only through
+/// `--mitigation` (StableMax, ⊥Grad), in f32.
+fn all_arms() -> Vec<ArmSpec> {
+    let precisions = [Precision::F32, Precision::F64Loss, Precision::F64]
+        .map(|p| ArmSpec::new(&p.to_string(), &["--precision", &p.to_string()]));
+    let solo = solo_arms()
+        .into_iter()
+        .map(|(label, spec)| ArmSpec::new(label, &["--mitigation", spec]));
+    precisions.into_iter().chain(solo).collect()
 }
+
+/// The arms without `--only`: Fig. 1's three precisions.
+const DEFAULT_ARMS: [&str; 3] = ["f32", "f64-loss", "f64"];
 
 fn main() -> ExitCode {
     // A child process started for one arm trains it and exits here.
@@ -45,11 +53,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
-    let all = precision_arms();
+    let all = all_arms();
     if cli.arms.print_list(&all) {
         return Ok(());
     }
-    let selected = cli.arms.select(&all, None)?;
+    let selected = cli.arms.select(&all, Some(&DEFAULT_ARMS))?;
     let arms = arm_configs::<Cli, _>(EXPERIMENT, &selected, |c, label| {
         c.train.config(EXPERIMENT, label)
     })?;
