@@ -399,9 +399,17 @@ fn cifar_mitigations_dataset_size_and_minibatch_write_their_arms() {
     assert!(config.contains("\"rows\": 4"), "{config}");
 }
 
-/// Writes a small distribution in the CIFAR-10 binary format: `per_file` records per file.
-fn write_cifar(dir: &Path, per_file: usize) {
+/// Writes a distribution in the CIFAR-10 binary format: the loader takes only files of exactly
+/// 10,000 records, so six files of 30,730,000 bytes (the same records in each).
+fn write_cifar(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
+    let mut bytes = vec![0u8; 10_000 * 3073];
+    for (i, record) in bytes.chunks_exact_mut(3073).enumerate() {
+        record[0] = (i % 10) as u8;
+        for (j, p) in record[1..].iter_mut().enumerate() {
+            *p = ((7 * i + j) % 256) as u8;
+        }
+    }
     let names = [
         "data_batch_1.bin",
         "data_batch_2.bin",
@@ -410,20 +418,15 @@ fn write_cifar(dir: &Path, per_file: usize) {
         "data_batch_5.bin",
         "test_batch.bin",
     ];
-    for (f, name) in names.iter().enumerate() {
-        let mut bytes = Vec::new();
-        for i in 0..per_file {
-            bytes.push(((f + i) % 10) as u8);
-            bytes.extend((0..3072).map(|j| ((7 * i + j + f) % 256) as u8));
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
+    for name in names {
+        std::fs::write(dir.join(name), &bytes).unwrap();
     }
 }
 
 #[test]
 fn cifar_binaries_read_the_binary_format_and_refuse_bad_data_before_training() {
     let data = temp("cifar-data");
-    write_cifar(&data, 4);
+    write_cifar(&data);
     let out = temp("cifar-real");
     let run = image_binary(
         env!("CARGO_BIN_EXE_cifar-architectures"),
@@ -438,8 +441,8 @@ fn cifar_binaries_read_the_binary_format_and_refuse_bad_data_before_training() {
     let bytes = std::fs::read(&truncated).unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec!["--train-size".into(), "21".into()],
-            "asked for 21 images",
+            vec!["--train-size".into(), "50001".into()],
+            "asked for 50001 images",
         ),
         (
             vec![
@@ -475,19 +478,24 @@ fn cifar_binaries_read_the_binary_format_and_refuse_bad_data_before_training() {
         assert!(stderr.contains(message), "{flags:?}: {stderr}");
         assert!(!out.exists(), "{flags:?}: output written before the check");
     }
-    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
-    let out = temp("cifar-truncated");
-    let run = Command::new(env!("CARGO_BIN_EXE_cifar-mitigations"))
-        .args(["--data-dir", data.to_str().unwrap(), "--quiet", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains("data_batch_4.bin") && stderr.contains("truncated"),
-        "{stderr}"
-    );
-    assert!(!out.exists());
+    // Cut on a record boundary (half the records) and mid-record: both refused.
+    for (cut, message) in [(bytes.len() / 2, "5,000 records"), (100, "truncated")] {
+        std::fs::write(&truncated, &bytes[..bytes.len() - cut]).unwrap();
+        let out = temp("cifar-truncated");
+        let run = Command::new(env!("CARGO_BIN_EXE_cifar-mitigations"))
+            .args(["--data-dir", data.to_str().unwrap(), "--quiet", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("data_batch_4.bin") && stderr.contains(message),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    }
+    std::fs::remove_dir_all(&data).unwrap();
+    let out = temp("cifar-missing");
     let run = Command::new(env!("CARGO_BIN_EXE_cifar-dataset-size"))
         .args(["--data-dir", "/no/such/cifar", "--quiet", "--out"])
         .arg(&out)
