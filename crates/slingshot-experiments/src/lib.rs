@@ -21,6 +21,7 @@ pub mod output;
 pub mod plot;
 pub mod sharpness;
 pub mod train;
+pub mod update_analysis;
 
 pub use config::{BackendKind, BatchSize, ImageTask, Mitigations, Precision, TrainConfig};
 pub use error::ExperimentError;
