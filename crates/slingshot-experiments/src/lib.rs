@@ -23,6 +23,7 @@ pub mod plot;
 pub mod run;
 pub mod sharpness;
 pub mod train;
+pub mod update_analysis;
 
 pub use config::{BackendKind, BatchSize, ImageTask, Mitigations, Precision, TrainConfig};
 pub use error::ExperimentError;

@@ -206,7 +206,7 @@ impl Summary {
 
 /// JSON has no NaN: serde_json writes it as `null` (a diverged run's final cosine, say), so
 /// read `null` back as NaN.
-fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
