@@ -336,16 +336,7 @@ impl CifarArgs {
 
 /// The outputs of a finished run, read back from its directory.
 pub fn read_result(dir: &RunDir) -> Result<RunResult, ExperimentError> {
-    let rows = crate::metrics::read_metrics(&dir.metrics())?;
-    let path = dir.summary();
-    let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Write {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let summary = serde_json::from_str(&text).map_err(|e| ExperimentError::Write {
-        path,
-        reason: e.to_string(),
-    })?;
+    let (rows, summary) = dir.read_outputs()?;
     Ok(RunResult { summary, rows })
 }
 

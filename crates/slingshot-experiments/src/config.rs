@@ -121,6 +121,26 @@ pub struct ImageTask {
 }
 
 impl ImageTask {
+    /// Checks the sizes and, with `data_dir`, the CIFAR-10 files.
+    pub fn validate(&self) -> Result<(), ExperimentError> {
+        if self.train_size == 0 || self.test_size == 0 {
+            return Err(ExperimentError::InvalidConfig(format!(
+                "train size {} and test size {}: must be at least 1",
+                self.train_size, self.test_size
+            )));
+        }
+        if let Some(dir) = &self.data_dir {
+            if !dir.is_dir() {
+                return Err(ExperimentError::InvalidConfig(format!(
+                    "--data-dir {}: not a directory (it should hold the CIFAR-10 binary files)",
+                    dir.display()
+                )));
+            }
+            crate::cifar::check_distribution(dir, self.train_size, self.test_size)?;
+        }
+        Ok(())
+    }
+
     /// `cifar10` or `synthetic`.
     pub fn dataset_name(&self) -> &'static str {
         match self.data_dir {
@@ -313,9 +333,26 @@ impl TrainConfig {
 
     /// Checks every value that can be wrong before any training.
     pub fn validate(&self) -> Result<(), ExperimentError> {
-        let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
         self.model.validate()?;
         self.spikes.validate()?;
+        self.validate_optimizer()?;
+        self.mitigations
+            .validate()
+            .map_err(ExperimentError::InvalidConfig)?;
+        self.validate_sharpness()?;
+        self.validate_data()?;
+        crate::memory::check(self).map_err(ExperimentError::InvalidConfig)?;
+        if self.grad_chunk == Some(0) {
+            return Err(ExperimentError::InvalidConfig(
+                "grad-chunk must be at least 1 row".into(),
+            ));
+        }
+        self.validate_backend()
+    }
+
+    /// Steps, log cadence and Adam's hyperparameters.
+    fn validate_optimizer(&self) -> Result<(), ExperimentError> {
+        let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
         if self.steps == 0 {
             return bad("steps must be at least 1".into());
         }
@@ -333,53 +370,50 @@ impl TrainConfig {
                 return bad(format!("{name} {beta}: must be in [0, 1)"));
             }
         }
-        self.mitigations
-            .validate()
-            .map_err(ExperimentError::InvalidConfig)?;
-        if self.sharpness_every.is_some()
-            && self.model.head_norm == slingshot_nn::HeadNorm::BatchNorm
-        {
+        Ok(())
+    }
+
+    /// The Hessian estimate's cadence, and networks it cannot measure.
+    fn validate_sharpness(&self) -> Result<(), ExperimentError> {
+        let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
+        let Some(every) = self.sharpness_every else {
+            return Ok(());
+        };
+        if self.model.head_norm == slingshot_nn::HeadNorm::BatchNorm {
             // The finite-difference passes would move BatchNorm's running statistics.
             return bad("sharpness measurement does not support a BatchNorm head".into());
         }
-        if let Some(every) = self.sharpness_every
-            && (every == 0 || !every.is_multiple_of(self.log_every))
-        {
+        if every == 0 || !every.is_multiple_of(self.log_every) {
             return bad(format!(
                 "sharpness-every {every}: must be a positive multiple of log-every ({})",
                 self.log_every
             ));
         }
-        if !self.model.reads(self.input()) {
+        if self.model.kind.has_batch_norm() {
             return bad(format!(
-                "the {} network cannot train on {}",
-                self.model.kind.name(),
-                if self.images.is_some() {
-                    "images"
-                } else {
-                    "the modular task"
-                }
+                "sharpness measurement does not support the {} network (BatchNorm)",
+                self.model.kind.name()
             ));
         }
-        if let Some(images) = &self.images {
-            if images.train_size == 0 || images.test_size == 0 {
-                return bad(format!(
-                    "train size {} and test size {}: must be at least 1",
-                    images.train_size, images.test_size
-                ));
-            }
-            if let Some(dir) = &images.data_dir {
-                if !dir.is_dir() {
-                    return bad(format!(
-                        "--data-dir {}: not a directory (it should hold the CIFAR-10 binary files)",
-                        dir.display()
-                    ));
-                }
-                crate::cifar::check_distribution(dir, images.train_size, images.test_size)?;
-            }
+        Ok(())
+    }
+
+    /// The task, the network's input, the data files and the batch size.
+    fn validate_data(&self) -> Result<(), ExperimentError> {
+        let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
+        if !self.model.reads(self.input()) {
+            let task = match self.images {
+                Some(_) => "images",
+                None => "the modular task",
+            };
+            return bad(format!(
+                "the {} network cannot train on {task}",
+                self.model.kind.name()
+            ));
         }
-        if self.images.is_none() {
-            crate::data::check_task(self.p, self.train_fraction)?;
+        match &self.images {
+            Some(images) => images.validate()?,
+            None => crate::data::check_task(self.p, self.train_fraction)?,
         }
         if let BatchSize::Rows(rows) = self.batch {
             let train = crate::memory::train_rows(self);
@@ -389,16 +423,12 @@ impl TrainConfig {
                 ));
             }
         }
-        crate::memory::check(self).map_err(ExperimentError::InvalidConfig)?;
-        if self.grad_chunk == Some(0) {
-            return bad("grad-chunk must be at least 1 row".into());
-        }
-        if self.sharpness_every.is_some() && self.model.kind.has_batch_norm() {
-            return bad(format!(
-                "sharpness measurement does not support the {} network (BatchNorm)",
-                self.model.kind.name()
-            ));
-        }
+        Ok(())
+    }
+
+    /// The backend is built in and computes the arm's precision.
+    fn validate_backend(&self) -> Result<(), ExperimentError> {
+        let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
         if self.backend == BackendKind::Cuda && !cfg!(feature = "cuda") {
             return bad("--backend cuda needs a build with `--features cuda`".into());
         }

@@ -32,6 +32,14 @@ pub enum ExperimentError {
         /// The underlying error.
         reason: String,
     },
+    /// An output of a run (metrics, summary) cannot be read back.
+    #[error("reading {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A dataset file is missing, truncated or malformed.
     #[error("dataset file {path}: {reason}")]
     Dataset {

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
 
 use crate::ExperimentError;
 
@@ -68,6 +69,21 @@ impl RunDir {
     /// A figure.
     pub fn figure(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    /// A finished run's rows (`metrics.csv`) and summary (`summary.json`), of any task.
+    pub fn read_outputs<R: DeserializeOwned, S: DeserializeOwned>(
+        &self,
+    ) -> Result<(Vec<R>, S), ExperimentError> {
+        let rows = crate::run::csv_log::read_rows(&self.metrics())?;
+        let path = self.summary();
+        let unreadable = |reason: String| ExperimentError::Read {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| unreadable(e.to_string()))?;
+        let summary = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+        Ok((rows, summary))
     }
 }
 

@@ -60,21 +60,28 @@ fn run(args: &Args) -> Result<(), String> {
         );
     }
 
+    print_margins(&formats, &args.classes)?;
+    print_simulation()?;
+    print_section_4_1()
+}
+
+/// The margins at which each format collapses, for each class count.
+fn print_margins(formats: &[FloatFormat], classes: &[usize]) -> Result<(), String> {
     println!("\nSoftmax-collapse margins z_r - max_(k!=r) z_k (natural-log units)\n");
     print!("{:<6} {:>10} {:>12}", "format", "paper", "impossible<");
-    for k in &args.classes {
+    for k in classes {
         print!(" {:>12}", format!("certain K={k}"));
     }
     println!(" {:>10} {:>10}", "underflow", "p_k = 0");
-    for &f in &formats {
-        let first = AbsorptionThresholds::new(f, args.classes[0]).map_err(|e| e.to_string())?;
+    for &f in formats {
+        let first = AbsorptionThresholds::new(f, classes[0]).map_err(|e| e.to_string())?;
         print!(
             "{:<6} {:>10.4} {:>12.4}",
             f.name(),
             first.paper,
             first.impossible_below
         );
-        for &k in &args.classes {
+        for &k in classes {
             let t = AbsorptionThresholds::new(f, k).map_err(|e| e.to_string())?;
             print!(" {:>12.4}", t.certain_at);
         }
@@ -89,7 +96,11 @@ fn run(args: &Args) -> Result<(), String> {
          order decides. underflow: exp(-m) below the smallest subnormal (App. A.1.4).\n\
          p_k = 0: a wrong-class probability rounds to exactly zero."
     );
+    Ok(())
+}
 
+/// The f32 loss and gradients of `[m, 0, 0]` around the collapse margin.
+fn print_simulation() -> Result<(), String> {
     println!("\nf32 cross-entropy of logits [m, 0, 0], target 0, summed sequentially\n");
     println!(
         "{:>4} {:>14} {:>14} {:>14} {:>10}",
@@ -107,7 +118,11 @@ fn run(args: &Args) -> Result<(), String> {
             r.is_collapsed()
         );
     }
+    Ok(())
+}
 
+/// §4.1's re-emergence update.
+fn print_section_4_1() -> Result<(), String> {
     let h = AdamHyper::PAPER_SECTION_4_1;
     let e = estimate_reemergence_update(&h, 3e-9, 1.19e-7, BiasCorrection::None)
         .map_err(|e| e.to_string())?;

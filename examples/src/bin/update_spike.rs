@@ -17,10 +17,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use slingshot_experiments::ExperimentError;
 use slingshot_experiments::cli::{TrainArgs, exit_code};
 use slingshot_experiments::plot::{self, HistogramPanel, Panel, Series};
 use slingshot_experiments::update_analysis::{self, SpikeWindow, Stage, UpdateSpike};
-use slingshot_experiments::ExperimentError;
 
 /// Classifier updates around a slingshot spike (the paper's Fig. 2(a)).
 #[derive(Debug, Parser)]

@@ -9,7 +9,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::config::{LmArm, LmConfig, LmPreset, TokenizerKind};
-use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens, read_rows};
+use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens};
 use super::train::{LmRunResult, prepare, run};
 use crate::ExperimentError;
 use crate::cli::{ArmSelection, ArmSpec};
@@ -276,16 +276,7 @@ pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
 
 /// An arm's outputs read back from its directory.
 pub fn read_arm(dir: &RunDir) -> Result<LmRunResult, ExperimentError> {
-    let rows: Vec<LmRow> = read_rows(&dir.metrics())?;
-    let path = dir.summary();
-    let text = std::fs::read_to_string(&path).map_err(|e| ExperimentError::Write {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let summary = serde_json::from_str(&text).map_err(|e| ExperimentError::Write {
-        path,
-        reason: e.to_string(),
-    })?;
+    let (rows, summary) = dir.read_outputs()?;
     Ok(LmRunResult { summary, rows })
 }
 

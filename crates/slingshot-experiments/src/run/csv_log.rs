@@ -63,9 +63,9 @@ pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ExperimentE
 }
 
 fn read_err(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
-    ExperimentError::Dataset {
+    ExperimentError::Read {
         path: path.to_path_buf(),
-        reason: format!("cannot read the metrics: {e}"),
+        reason: e.to_string(),
     }
 }
 
