@@ -195,3 +195,19 @@ fn a_binary_replaced_during_a_run_still_starts_its_later_arms() {
         assert!(out.join(arm).join("summary.json").is_file(), "{arm}");
     }
 }
+
+#[test]
+fn negative_values_reach_the_range_check_in_one_line_and_write_nothing() {
+    let out = temp("negative");
+    let output = run(
+        env!("CARGO_BIN_EXE_mitigations"),
+        &["--lr", "-0.01", "--quiet", "--only", "baseline,zero-sum"],
+        &out,
+        None,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("arm baseline: learning rate -0.01"), "{stderr}");
+    assert!(!out.exists(), "a refused run creates nothing");
+}
