@@ -132,7 +132,7 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 #[cfg(target_os = "linux")]
 fn sigterm_to_the_parent_stops_the_training_child() {
     let out = temp("sigterm");
-    let mut parent = Command::new(env!("CARGO_BIN_EXE_modular-division"))
+    let parent = Command::new(env!("CARGO_BIN_EXE_modular-division"))
         .args([
             "--p",
             "7",
@@ -180,7 +180,7 @@ fn a_binary_replaced_during_a_run_still_starts_its_later_arms() {
     let binary = copy.join("modular-division");
     std::fs::copy(env!("CARGO_BIN_EXE_modular-division"), &binary).unwrap();
     let parent = Command::new(&binary)
-        .args(&MODULAR)
+        .args(MODULAR)
         .arg("--out")
         .arg(&out)
         .stderr(Stdio::piped())
@@ -208,6 +208,9 @@ fn negative_values_reach_the_range_check_in_one_line_and_write_nothing() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("arm baseline: learning rate -0.01"), "{stderr}");
+    assert!(
+        stderr.contains("arm baseline: learning rate -0.01"),
+        "{stderr}"
+    );
     assert!(!out.exists(), "a refused run creates nothing");
 }

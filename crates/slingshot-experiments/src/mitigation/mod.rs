@@ -311,20 +311,22 @@ impl Mitigations {
 
 /// The keys the first format always wrote, with their "off" values: written too, so that
 /// readers of those names keep working.
-const FIRST_FORMAT: [(&str, fn() -> Value); 6] = [
-    ("zero_sum", || Value::Bool(false)),
-    ("label_smoothing", || Value::from(0.0)),
-    ("post_step_mean_removal", || Value::Bool(false)),
-    ("mu_loss", || Value::from(0.0)),
-    ("logit_clamp", || Value::Null),
-    ("switch_to_gd", || Value::Null),
-];
+fn first_format() -> [(&'static str, Value); 6] {
+    [
+        ("zero_sum", Value::Bool(false)),
+        ("label_smoothing", Value::from(0.0)),
+        ("post_step_mean_removal", Value::Bool(false)),
+        ("mu_loss", Value::from(0.0)),
+        ("logit_clamp", Value::Null),
+        ("switch_to_gd", Value::Null),
+    ]
+}
 
 impl Serialize for Mitigations {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map: Map<String, Value> = FIRST_FORMAT
-            .iter()
-            .map(|(k, off)| (k.to_string(), off()))
+        let mut map: Map<String, Value> = first_format()
+            .into_iter()
+            .map(|(k, off)| (k.to_string(), off))
             .collect();
         for m in &self.0 {
             map.insert(m.key().into(), m.to_json());
