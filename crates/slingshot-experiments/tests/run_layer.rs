@@ -222,6 +222,14 @@ fn resume_messages_name_the_damaged_file() {
     let err = run(&config, &dir, &resume).unwrap_err().to_string();
     assert!(err.contains("model.mpk cannot be read"), "{err}");
     assert!(!err.contains("backward"), "burn's hint leaks: {err}");
+
+    // A checkpoint of the first format whose model does not load names the format.
+    let state = dir.checkpoint().join("state.json");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let first: String = text.lines().filter(|l| !l.contains("\"format\"")).collect();
+    std::fs::write(&state, first).unwrap();
+    let err = run(&config, &dir, &resume).unwrap_err().to_string();
+    assert!(err.contains("checkpoint format 1"), "{err}");
 }
 
 #[test]

@@ -224,66 +224,18 @@ impl ModelConfig {
         device: &B::Device,
     ) -> Model<B> {
         assert!(self.reads(input), "{:?} cannot read {input:?}", self.kind);
-        let mut model = Model {
-            mlp: None,
-            transformer: None,
-            vgg: None,
-            resnet: None,
-            vit: None,
-            head: Head::new(
-                1,
-                classes,
-                self.head_norm,
-                self.classifier_bias,
-                self.centered,
-                device,
-            ),
-        };
-        let d_features = match self.kind {
-            ModelKind::Mlp => {
-                let d_input = match input {
-                    InputSpec::Tokens { vocab } => 4 * vocab,
-                    InputSpec::Images => crate::cifar::IMAGE_BYTES,
-                };
-                model.mlp = Some(Mlp::new(d_input, self.width, self.depth, true, device));
-                self.width
-            }
-            ModelKind::Transformer => {
-                let InputSpec::Tokens { vocab } = input else {
-                    unreachable!("checked by reads()")
-                };
-                model.transformer = Some(Transformer::new(
-                    vocab,
-                    4,
-                    self.d_model,
-                    self.heads,
-                    self.layers,
-                    self.layer_norm,
-                    device,
-                ));
-                self.d_model
-            }
-            ModelKind::Vgg11 | ModelKind::Vgg11Bn => {
-                let bn = self.kind == ModelKind::Vgg11Bn;
-                model.vgg = Some(Vgg::new(self.channels, bn, device));
-                Vgg::<B>::features_dim(self.channels)
-            }
-            ModelKind::Resnet18 => {
-                model.resnet = Some(ResNet::new(self.channels, device));
-                ResNet::<B>::features_dim(self.channels)
-            }
-            ModelKind::Vit => {
-                model.vit = Some(Vit::new(
-                    self.patch,
-                    self.d_model,
-                    self.heads,
-                    self.layers,
-                    device,
-                ));
-                self.d_model
-            }
-        };
-        model.head = Head::new(
+        // The placeholder head is made first, as it always was, so that any draw it makes
+        // comes where it always came.
+        let _placeholder = Head::<B>::new(
+            1,
+            classes,
+            self.head_norm,
+            self.classifier_bias,
+            self.centered,
+            device,
+        );
+        let (backbone, d_features) = self.backbone(input, device);
+        let head = Head::new(
             d_features,
             classes,
             self.head_norm,
@@ -291,7 +243,49 @@ impl ModelConfig {
             self.centered,
             device,
         );
-        model
+        Model { backbone, head }
+    }
+
+    /// The network before the head, for `input`, and the width of its features.
+    fn backbone<B: Backend>(&self, input: InputSpec, device: &B::Device) -> (Backbone<B>, usize) {
+        match self.kind {
+            ModelKind::Mlp => {
+                let d_input = match input {
+                    InputSpec::Tokens { vocab } => 4 * vocab,
+                    InputSpec::Images => crate::cifar::IMAGE_BYTES,
+                };
+                let mlp = Mlp::new(d_input, self.width, self.depth, true, device);
+                (Backbone::Mlp(mlp), self.width)
+            }
+            ModelKind::Transformer => {
+                let InputSpec::Tokens { vocab } = input else {
+                    unreachable!("checked by reads()")
+                };
+                let t = Transformer::new(
+                    vocab,
+                    4,
+                    self.d_model,
+                    self.heads,
+                    self.layers,
+                    self.layer_norm,
+                    device,
+                );
+                (Backbone::Transformer(t), self.d_model)
+            }
+            ModelKind::Vgg11 | ModelKind::Vgg11Bn => {
+                let bn = self.kind == ModelKind::Vgg11Bn;
+                let vgg = Vgg::new(self.channels, bn, device);
+                (Backbone::Vgg(vgg), Vgg::<B>::features_dim(self.channels))
+            }
+            ModelKind::Resnet18 => (
+                Backbone::ResNet(ResNet::new(self.channels, device)),
+                ResNet::<B>::features_dim(self.channels),
+            ),
+            ModelKind::Vit => {
+                let vit = Vit::new(self.patch, self.d_model, self.heads, self.layers, device);
+                (Backbone::Vit(vit), self.d_model)
+            }
+        }
     }
 }
 
@@ -313,6 +307,15 @@ impl<B: Backend> Inputs<B> {
             Inputs::OneHot(x) => x.dims()[0],
             Inputs::Tokens(t) => t.dims()[0],
             Inputs::Images(x) => x.dims()[0],
+        }
+    }
+
+    /// `one-hot`, `token` or `image`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Inputs::OneHot(_) => "one-hot",
+            Inputs::Tokens(_) => "token",
+            Inputs::Images(_) => "image",
         }
     }
 
@@ -344,19 +347,42 @@ pub struct ModelOutput<B: Backend> {
     pub logits: Tensor<B, 2>,
 }
 
-/// Either network with its classifier head.
+/// The network before the classifier head: one of the paper's networks.
+#[derive(Module, Debug)]
+pub enum Backbone<B: Backend> {
+    /// [`ModelKind::Mlp`].
+    Mlp(Mlp<B>),
+    /// [`ModelKind::Transformer`].
+    Transformer(Transformer<B>),
+    /// [`ModelKind::Vgg11`] and [`ModelKind::Vgg11Bn`].
+    Vgg(Vgg<B>),
+    /// [`ModelKind::Resnet18`].
+    ResNet(ResNet<B>),
+    /// [`ModelKind::Vit`].
+    Vit(Vit<B>),
+}
+
+impl<B: Backend> Backbone<B> {
+    /// The features of a batch. Panics on inputs the network does not read (the harness
+    /// builds inputs for the network, see [`ModelConfig::reads`]).
+    pub fn features(&self, inputs: Inputs<B>) -> Tensor<B, 2> {
+        match (self, inputs) {
+            (Backbone::Mlp(mlp), Inputs::OneHot(x)) => mlp.features(x),
+            (Backbone::Mlp(mlp), Inputs::Images(x)) => mlp.features(x.flatten(1, 3)),
+            (Backbone::Transformer(t), Inputs::Tokens(x)) => t.features(x),
+            (Backbone::Vgg(vgg), Inputs::Images(x)) => vgg.features(x),
+            (Backbone::ResNet(resnet), Inputs::Images(x)) => resnet.features(x),
+            (Backbone::Vit(vit), Inputs::Images(x)) => vit.features(x),
+            (_, inputs) => panic!("the network does not read {} inputs", inputs.kind()),
+        }
+    }
+}
+
+/// A network with its classifier head.
 #[derive(Module, Debug)]
 pub struct Model<B: Backend> {
-    /// Present for [`ModelKind::Mlp`].
-    pub mlp: Option<Mlp<B>>,
-    /// Present for [`ModelKind::Transformer`].
-    pub transformer: Option<Transformer<B>>,
-    /// Present for [`ModelKind::Vgg11`] and [`ModelKind::Vgg11Bn`].
-    pub vgg: Option<Vgg<B>>,
-    /// Present for [`ModelKind::Resnet18`].
-    pub resnet: Option<ResNet<B>>,
-    /// Present for [`ModelKind::Vit`].
-    pub vit: Option<Vit<B>>,
+    /// The network.
+    pub backbone: Backbone<B>,
     /// The classifier.
     pub head: Head<B>,
 }
@@ -364,27 +390,7 @@ pub struct Model<B: Backend> {
 impl<B: Backend> Model<B> {
     /// Features and logits of a batch.
     pub fn forward(&self, inputs: Inputs<B>) -> ModelOutput<B> {
-        let features = match (inputs, &self.mlp) {
-            (Inputs::OneHot(x), Some(mlp)) => mlp.features(x),
-            (Inputs::Images(x), Some(mlp)) => mlp.features(x.flatten(1, 3)),
-            (Inputs::Tokens(t), _) => self
-                .transformer
-                .as_ref()
-                .expect("token inputs for a model that does not read tokens")
-                .features(t),
-            (Inputs::Images(x), None) => {
-                if let Some(vgg) = &self.vgg {
-                    vgg.features(x)
-                } else if let Some(resnet) = &self.resnet {
-                    resnet.features(x)
-                } else if let Some(vit) = &self.vit {
-                    vit.features(x)
-                } else {
-                    panic!("images for a model that reads tokens")
-                }
-            }
-            (Inputs::OneHot(_), None) => panic!("one-hot inputs for a model without an MLP"),
-        };
+        let features = self.backbone.features(inputs);
         let (features, logits) = self.head.forward(features);
         ModelOutput { features, logits }
     }

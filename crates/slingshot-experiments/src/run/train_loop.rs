@@ -118,7 +118,16 @@ fn start<T: Training>(
     let (found, state) = checkpoint::read_state::<T::Config, T::State>(&dir.checkpoint())?;
     check_resumable(&state.config, task.config(), state.step, &found)?;
     let rows: Vec<T::Row> = read_prefix(&dir.metrics(), state.metrics_rows)?;
-    task.load_parts(&found)?;
+    task.load_parts(&found).map_err(|e| match state.format {
+        // Format 1 kept the modular and image networks as five optional fields.
+        1 => ExperimentError::Resume {
+            path: found.clone(),
+            reason: format!(
+                "checkpoint format 1 (written before slingshot's run layer; this build writes format {CHECKPOINT_FORMAT}) does not load into this model layout ({e}); start the run again with --overwrite"
+            ),
+        },
+        _ => e,
+    })?;
     task.restore(state.task, &rows)?;
     // A longer --steps extends the run: config.json says what the run is now.
     write_json(&dir.config(), task.config())?;
