@@ -9,7 +9,7 @@ use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
 use crate::data::Operation;
 use crate::mitigation::{
     GdSwitch, LabelSmoothing, LogitClamp, MeanRemoval, Mitigation, Mitigations, MuLoss, SwitchToGd,
-    Transform, ZeroSum,
+    ZeroSum,
 };
 use crate::model::ModelKind;
 use crate::plot::Panel;
@@ -209,18 +209,12 @@ impl TrainArgs {
         if self.mean_removal {
             m.set(MeanRemoval);
         }
-        // A zero amount or weight is "off", as it was in the first config.json format.
+        // A zero amount or weight is "off" (`Mitigations::set` removes it).
         if let Some(amount) = self.label_smoothing {
-            m.remove(LabelSmoothing::KEY);
-            if amount != 0.0 {
-                m.set(LabelSmoothing { amount });
-            }
+            m.set(LabelSmoothing { amount });
         }
         if let Some(weight) = self.mu_loss {
-            m.remove(MuLoss::KEY);
-            if weight != 0.0 {
-                m.set(MuLoss { weight });
-            }
+            m.set(MuLoss { weight });
         }
         if let Some(margin) = self.logit_clamp {
             m.set(LogitClamp { margin });

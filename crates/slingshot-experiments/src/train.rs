@@ -339,6 +339,11 @@ impl<B: AutodiffBackend> Training for ModularTraining<B> {
     }
 
     fn step(&mut self, step: u64, log: bool) -> Result<Option<MetricsRow>, ExperimentError> {
+        if self.updates.is_none() && self.record_updates.is_some() {
+            // Created with the run, so that it exists even if no recorded step is reached.
+            let path = self.dir.root().join(UPDATES_FILE);
+            self.updates = Some(UpdatesWriter::create(&path)?);
+        }
         let config = &self.config;
         let (inputs, labels) = self.data.batch(config.batch, config.seed, step);
         let model = self

@@ -125,6 +125,13 @@ fn a_used_output_directory_needs_resume_or_overwrite() {
     assert!(!dir.checkpoint().exists());
     assert!(!dir.root().join("notes.txt").exists());
 
+    // A repository that holds a run's files and its own: --overwrite leaves it alone.
+    std::fs::create_dir_all(dir.root().join("src")).unwrap();
+    std::fs::write(dir.root().join("src/main.rs"), "fn main() {}").unwrap();
+    let err = run(&config, &dir, &overwrite).unwrap_err();
+    assert!(err.to_string().contains("which no run writes"), "{err}");
+    assert!(dir.root().join("src/main.rs").exists());
+
     let other = RunDir::create(&temp("not-a-run")).unwrap();
     std::fs::write(other.root().join("thesis.tex"), "precious").unwrap();
     let err = run(&config, &other, &overwrite).unwrap_err();
@@ -180,7 +187,7 @@ fn a_finished_run_extends_to_more_steps() {
     let mut shorter = tiny();
     shorter.steps = 50;
     let err = run(&shorter, &dir, &resume).unwrap_err();
-    assert!(err.to_string().contains("extended, not shortened"), "{err}");
+    assert!(err.to_string().contains("past --steps 50"), "{err}");
 }
 
 #[test]

@@ -206,6 +206,8 @@ pub struct LmArmTask;
 impl ArmTask for LmArmTask {
     type Config = LmConfig;
     type Output = LmRunResult;
+    // The cosine schedule spans the whole run.
+    const STEPS_EXTEND: bool = false;
 
     fn validate(config: &LmConfig) -> Result<(), ExperimentError> {
         config.validate()

@@ -216,6 +216,8 @@ impl<B: AutodiffBackend> Training for LmTraining<'_, B> {
     type Row = LmRow;
     type State = LmState;
     type Summary = LmSummary;
+    // The cosine schedule spans the whole run.
+    const STEPS_EXTEND: bool = false;
 
     fn config(&self) -> &LmConfig {
         &self.config

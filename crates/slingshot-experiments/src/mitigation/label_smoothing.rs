@@ -27,6 +27,10 @@ impl Transform for LabelSmoothing {
         number_flag(Self::KEY, value).map(|amount| LabelSmoothing { amount })
     }
 
+    fn is_off(&self) -> bool {
+        self.amount == 0.0
+    }
+
     fn validate(&self) -> Result<(), String> {
         if (0.0..1.0).contains(&self.amount) {
             Ok(())

@@ -57,6 +57,11 @@ pub trait Transform: Sized {
     fn from_json(value: &Value) -> Result<Option<Self>, String>;
     /// The mitigation `--mitigation KEY[=VALUE]` asks for.
     fn from_flag(value: Option<&str>) -> Result<Self, String>;
+    /// Whether these parameters do nothing (a zero amount), which the list keeps as absent,
+    /// as the first format did.
+    fn is_off(&self) -> bool {
+        false
+    }
     /// Checks the parameters before any training.
     fn validate(&self) -> Result<(), String> {
         Ok(())
@@ -183,6 +188,10 @@ macro_rules! registry {
                 match self { $(Mitigation::$variant(t) => t.validate(),)* }
             }
 
+            fn is_off(&self) -> bool {
+                match self { $(Mitigation::$variant(t) => t.is_off(),)* }
+            }
+
             fn loss(&self, c: CollapseAwareCrossEntropyConfig) -> CollapseAwareCrossEntropyConfig {
                 match self { $(Mitigation::$variant(t) => t.loss(c),)* }
             }
@@ -236,10 +245,13 @@ impl Mitigations {
         Self::default()
     }
 
-    /// Sets `m`, replacing one of its kind.
+    /// Sets `m`, replacing one of its kind (an "off" `m`, such as a zero amount, removes it).
     pub fn set(&mut self, m: impl Into<Mitigation>) {
         let m = m.into();
         self.0.retain(|x| x.key() != m.key());
+        if m.is_off() {
+            return;
+        }
         self.0.push(m);
         self.0
             .sort_by_key(|x| KEYS.iter().position(|k| *k == x.key()));

@@ -30,6 +30,10 @@ impl Transform for MuLoss {
         number_flag(Self::KEY, value).map(|weight| MuLoss { weight })
     }
 
+    fn is_off(&self) -> bool {
+        self.weight == 0.0
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.weight.is_finite() && self.weight >= 0.0 {
             Ok(())

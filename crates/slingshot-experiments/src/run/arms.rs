@@ -28,6 +28,8 @@ pub trait ArmTask {
     type Config: Serialize + DeserializeOwned + Clone;
     /// What a finished arm gives back.
     type Output;
+    /// Whether a resume may raise `steps` ([`super::Training::STEPS_EXTEND`]).
+    const STEPS_EXTEND: bool = true;
     /// Checks the configuration before any arm starts.
     fn validate(config: &Self::Config) -> Result<(), ExperimentError>;
     /// Trains the arm into `dir`.
@@ -98,18 +100,54 @@ fn plan_one<T: ArmTask>(out: &Path, arm: &Arm<T::Config>) -> Result<Plan, Experi
     if checkpoint::exists(&dir.checkpoint()) {
         let (found, state) =
             checkpoint::read_state::<T::Config, serde_json::Map<_, _>>(&dir.checkpoint())?;
-        check_resumable(&state.config, &arm.config, state.step, &found)?;
+        check_resumable(
+            &state.config,
+            &arm.config,
+            state.step,
+            &found,
+            T::STEPS_EXTEND,
+        )?;
+        // The rows the checkpoint counts must be there, or the child would refuse later.
+        let rows = count_rows(&dir.metrics());
+        if rows < state.metrics_rows {
+            return Err(ExperimentError::Resume {
+                path: dir.metrics(),
+                reason: format!(
+                    "has {rows} rows, the checkpoint expects {}; without them arm {} cannot resume (start the run again with --overwrite)",
+                    state.metrics_rows, arm.label
+                ),
+            });
+        }
         return Ok(Plan::Resume);
     }
     let written = std::fs::read_to_string(dir.config())
         .ok()
         .and_then(|t| serde_json::from_str::<T::Config>(&t).ok());
-    match written {
-        Some(c) if dir.summary().is_file() && differences(&c, &arm.config).is_empty() => {
-            Ok(Plan::Finished)
-        }
-        _ => Ok(Plan::Fresh),
+    let Some(written) = written else {
+        // Never began (or died before writing anything of its own): start it.
+        return Ok(Plan::Fresh);
+    };
+    let changed = differences(&written, &arm.config);
+    if !changed.is_empty() {
+        return Err(ExperimentError::Resume {
+            path: dir.config(),
+            reason: format!(
+                "arm {} was written with another configuration: {}; resume with the same flags",
+                arm.label,
+                changed.join("; ")
+            ),
+        });
     }
+    Ok(if dir.summary().is_file() {
+        Plan::Finished
+    } else {
+        Plan::Fresh
+    })
+}
+
+/// Complete records of a CSV file (0 when it is missing).
+fn count_rows(path: &Path) -> usize {
+    csv::Reader::from_path(path).map_or(0, |mut r| r.records().take_while(Result::is_ok).count())
 }
 
 /// Runs every arm (each in its own process) into `out/<label>` and reads their outputs back.
@@ -122,8 +160,24 @@ pub fn run_arms<T: ArmTask>(
     let root = RunDir::create(out)?;
     let configs: Vec<&T::Config> = arms.iter().map(|a| &a.config).collect();
     write_json(&root.config(), &configs)?;
+    install_forwarding();
+    let outputs = run_planned::<T>(out, arms, &plans, options);
+    restore_default_signals();
+    Ok((root, outputs?))
+}
+
+/// Runs the arms that `plans` says to run, and reads every arm's outputs.
+fn run_planned<T: ArmTask>(
+    out: &Path,
+    arms: &[Arm<T::Config>],
+    plans: &[Plan],
+    options: &RunOptions,
+) -> Result<Vec<T::Output>, ExperimentError> {
     let mut outputs = Vec::new();
-    for (arm, plan) in arms.iter().zip(plans) {
+    for (arm, &plan) in arms.iter().zip(plans) {
+        if let Some(signal) = received_signal() {
+            return Err(ExperimentError::Interrupted { signal });
+        }
         let dir = RunDir::create(&out.join(&arm.label))?;
         if plan == Plan::Fresh {
             // An arm that never reached a checkpoint starts again from nothing.
@@ -136,7 +190,7 @@ pub fn run_arms<T: ArmTask>(
         }
         outputs.push(T::read(&dir)?);
     }
-    Ok((root, outputs))
+    Ok(outputs)
 }
 
 /// The running executable: on Linux `/proc/self/exe`, valid even after a rebuild replaced the
@@ -172,12 +226,12 @@ fn run_child(
         arm: label.into(),
         reason,
     };
-    install_forwarding();
     let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;
     let status = wait_forwarding(&mut child).map_err(|e| failed(e.to_string()))?;
     match (status.success(), received_signal()) {
-        (true, _) => Ok(()),
-        (false, Some(sig)) => Err(ExperimentError::Interrupted { signal: sig }),
+        // A signal that came as the arm ended still stops the run before the next arm.
+        (_, Some(sig)) => Err(ExperimentError::Interrupted { signal: sig }),
+        (true, None) => Ok(()),
         (false, None) => Err(failed(format!(
             "{status}; its outputs so far are in {}",
             dir.display()
@@ -205,6 +259,16 @@ fn install_forwarding() {
         let handler = remember_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::signal(libc::SIGTERM, handler);
         libc::signal(libc::SIGINT, handler);
+    }
+}
+
+/// Gives SIGTERM and SIGINT their default action back once no child runs.
+fn restore_default_signals() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
     }
 }
 

@@ -166,7 +166,7 @@ pub fn read_state<C: DeserializeOwned, X: DeserializeOwned>(
         .find(|d| d.join("state.json").is_file())
         .ok_or_else(|| ExperimentError::Resume {
             path: dir.to_path_buf(),
-            reason: "no checkpoint there (run without --resume, or with --checkpoint-every)".into(),
+            reason: "no checkpoint there (it is written every --checkpoint-every steps); start the run again with --overwrite".into(),
         })?;
     let resume_err = |reason: String| ExperimentError::Resume {
         path: found.clone(),

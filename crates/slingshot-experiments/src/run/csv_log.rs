@@ -44,6 +44,15 @@ impl CsvLog {
         })
     }
 
+    /// Puts every row written so far on the disk: before a checkpoint that counts them.
+    pub fn sync(&mut self) -> Result<(), ExperimentError> {
+        self.writer.flush().map_err(|e| write_err(&self.path, e))?;
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(|e| write_err(&self.path, e))
+    }
+
     /// Appends one row.
     pub fn write<T: Serialize>(&mut self, row: &T) -> Result<(), ExperimentError> {
         self.writer

@@ -49,6 +49,9 @@ pub trait Training {
     type State: Serialize + DeserializeOwned;
     /// `summary.json`.
     type Summary: Serialize;
+    /// Whether a resume may raise `steps`: not when the schedule depends on the run's length
+    /// (the language model's cosine), since the rest of the run would follow another curve.
+    const STEPS_EXTEND: bool = true;
 
     /// The configuration.
     fn config(&self) -> &Self::Config;
@@ -116,7 +119,13 @@ fn start<T: Training>(
         });
     }
     let (found, state) = checkpoint::read_state::<T::Config, T::State>(&dir.checkpoint())?;
-    check_resumable(&state.config, task.config(), state.step, &found)?;
+    check_resumable(
+        &state.config,
+        task.config(),
+        state.step,
+        &found,
+        T::STEPS_EXTEND,
+    )?;
     let rows: Vec<T::Row> = read_prefix(&dir.metrics(), state.metrics_rows)?;
     task.load_parts(&found).map_err(|e| match state.format {
         // Format 1 kept the modular and image networks as five optional fields.
@@ -129,8 +138,15 @@ fn start<T: Training>(
         _ => e,
     })?;
     task.restore(state.task, &rows)?;
-    // A longer --steps extends the run: config.json says what the run is now.
+    // A longer --steps extends the run: config.json says what the run is now, and the
+    // summary of the shorter run goes until the longer one writes its own.
     write_json(&dir.config(), task.config())?;
+    if state.step < task.total_steps() && dir.summary().exists() {
+        std::fs::remove_file(dir.summary()).map_err(|e| ExperimentError::Write {
+            path: dir.summary(),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(Start {
         step: state.step,
         wall: state.wall_seconds,
@@ -182,6 +198,8 @@ pub fn train_loop<T: Training>(
                 config: task.config().clone(),
                 task: task.state(),
             };
+            // The checkpoint counts rows that must be on the disk before it is.
+            writer.sync()?;
             let kill = options.kill_in_save.filter(|(at, _)| *at == taken);
             checkpoint::save(
                 &dir.checkpoint(),
