@@ -82,18 +82,9 @@ pub struct TrainArgs {
     /// Log and evaluate every this many steps.
     #[arg(long, allow_hyphen_values = true)]
     pub log_every: Option<u64>,
-    /// Write a checkpoint every this many steps (0: never).
-    #[arg(long, default_value_t = 1000)]
-    pub checkpoint_every: u64,
-    /// Continue each arm from its checkpoint in `--out` (the flags must match the first run).
-    #[arg(long)]
-    pub resume: bool,
-    /// No progress bar (it is also off when stdout is not a terminal).
-    #[arg(long)]
-    pub quiet: bool,
-    /// Output directory.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    /// Where and how the run goes: `--out`, `--resume`, `--overwrite`, checkpoints, progress.
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Zero-sum projection of the logit gradient (§4.1).
     #[arg(long)]
     pub zero_sum: bool,
@@ -140,9 +131,6 @@ pub struct TrainArgs {
     /// `--log-every`; Fig. 5).
     #[arg(long, value_name = "STEPS")]
     pub sharpness_every: Option<u64>,
-    /// Replace the run already in `--out` (without it, a used `--out` is refused).
-    #[arg(long, conflicts_with = "resume")]
-    pub overwrite: bool,
     /// Model and loss precision: `f32`, `f64-loss` (the loss upcast to f64) or `f64`.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
@@ -230,11 +218,44 @@ impl TrainArgs {
         }
     }
 
-    /// How to run.
+    /// How to run (a checkpoint every 1,000 steps unless `--checkpoint-every` says otherwise).
     pub fn options(&self) -> RunOptions {
+        self.run.options(1000)
+    }
+
+    /// `--out`, or `runs/<experiment>`.
+    pub fn out_dir(&self, experiment: &str) -> PathBuf {
+        self.run.out_dir(experiment)
+    }
+}
+
+/// The flags of how a run goes, the same for every task (not part of its numbers).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunFlags {
+    /// Write a checkpoint every this many steps (0: never; default: the task's).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Continue each arm from its checkpoint in `--out` (the flags must match the first run).
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace the run already in `--out` (without it, a used `--out` is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// No progress bar (it is also off when stdout is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Output directory (default: `runs/<experiment>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl RunFlags {
+    /// The run options, with a checkpoint every `default_every` steps unless the flag says.
+    pub fn options(&self, default_every: u64) -> RunOptions {
+        let every = self.checkpoint_every.unwrap_or(default_every);
         RunOptions {
             quiet: self.quiet,
-            checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
+            checkpoint_every: (every > 0).then_some(every),
             resume: self.resume,
             overwrite: self.overwrite,
             ..RunOptions::default()

@@ -12,7 +12,7 @@ use super::config::{LmArm, LmConfig, LmPreset, TokenizerKind};
 use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens};
 use super::train::{LmRunResult, prepare, run};
 use crate::ExperimentError;
-use crate::cli::{ArmSelection, ArmSpec};
+use crate::cli::{ArmSelection, ArmSpec, RunFlags};
 use crate::config::BackendKind;
 use crate::metrics::write_json;
 use crate::plot::{XyPanel, XySeries, draw_xy};
@@ -76,24 +76,12 @@ pub struct LmArgs {
     // `BackendKind::CPU_DEFAULT`.
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
+    /// Where and how the run goes: `--out`, `--resume`, `--overwrite`, checkpoints, progress.
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Log (read statistics back) every this many steps.
     #[arg(long, allow_hyphen_values = true)]
     pub log_every: Option<u64>,
-    /// Write a checkpoint every this many steps (0: never).
-    #[arg(long, default_value_t = 200)]
-    pub checkpoint_every: u64,
-    /// Continue each arm from its checkpoint in `--out` (the flags must match the first run).
-    #[arg(long)]
-    pub resume: bool,
-    /// No progress bar (it is also off when stdout is not a terminal).
-    #[arg(long)]
-    pub quiet: bool,
-    /// Replace the run already in `--out` (without it, a used `--out` is refused).
-    #[arg(long, conflicts_with = "resume")]
-    pub overwrite: bool,
-    /// Output directory (default `runs/lm-collapse`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// The experiment's name.
@@ -145,22 +133,14 @@ impl LmArgs {
         c
     }
 
-    /// How to run.
+    /// How to run (a checkpoint every 200 steps unless `--checkpoint-every` says otherwise).
     pub fn options(&self) -> RunOptions {
-        RunOptions {
-            quiet: self.quiet,
-            checkpoint_every: (self.checkpoint_every > 0).then_some(self.checkpoint_every),
-            resume: self.resume,
-            overwrite: self.overwrite,
-            ..RunOptions::default()
-        }
+        self.run.options(200)
     }
 
     /// `--out`, or `runs/lm-collapse`.
     pub fn out_dir(&self) -> PathBuf {
-        self.out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("runs").join(EXPERIMENT))
+        self.run.out_dir(EXPERIMENT)
     }
 
     /// The arms to run and the ones skipped: `--only` as given (an arm the backend cannot run
