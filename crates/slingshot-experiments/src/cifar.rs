@@ -13,8 +13,52 @@ use std::path::{Path, PathBuf};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
+
+/// The image task of the CIFAR-10 experiments (issue 6), in place of the modular one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageTask {
+    /// The directory of the CIFAR-10 binary files; `None`: the seeded synthetic stand-in
+    /// ([`synthetic`]), and `summary.json` says `dataset: "synthetic"`.
+    pub data_dir: Option<PathBuf>,
+    /// Training images: a seeded subset of the 50,000 (App. A.1.1's sizes are 200, 2,000,
+    /// 20,000 and 50,000).
+    pub train_size: usize,
+    /// Test images (App. D.2: 1,000).
+    pub test_size: usize,
+}
+
+impl ImageTask {
+    /// Checks the sizes and, with `data_dir`, the CIFAR-10 files.
+    pub fn validate(&self) -> Result<(), ExperimentError> {
+        if self.train_size == 0 || self.test_size == 0 {
+            return Err(ExperimentError::InvalidConfig(format!(
+                "train size {} and test size {}: must be at least 1",
+                self.train_size, self.test_size
+            )));
+        }
+        if let Some(dir) = &self.data_dir {
+            if !dir.is_dir() {
+                return Err(ExperimentError::InvalidConfig(format!(
+                    "--data-dir {}: not a directory (it should hold the CIFAR-10 binary files)",
+                    dir.display()
+                )));
+            }
+            check_distribution(dir, self.train_size, self.test_size)?;
+        }
+        Ok(())
+    }
+
+    /// `cifar10` or `synthetic`.
+    pub fn dataset_name(&self) -> &'static str {
+        match self.data_dir {
+            Some(_) => DatasetSource::Cifar10.name(),
+            None => DatasetSource::Synthetic.name(),
+        }
+    }
+}
 
 /// Bytes of one image: 3 channels x 32 x 32.
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
@@ -264,7 +308,7 @@ fn load_records(
 
 /// The images of `task`: a seeded subset of the files in its `data_dir`, or the synthetic
 /// stand-in without one.
-pub fn load(task: &crate::config::ImageTask, seed: u64) -> Result<ImageDataset, ExperimentError> {
+pub fn load(task: &ImageTask, seed: u64) -> Result<ImageDataset, ExperimentError> {
     match &task.data_dir {
         Some(dir) => load_cifar10(dir, Some(task.train_size), task.test_size, seed),
         None => Ok(synthetic(task.train_size, task.test_size, seed)),

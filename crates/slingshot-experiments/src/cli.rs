@@ -7,14 +7,16 @@ use slingshot_nn::HeadNorm;
 
 use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
 use crate::data::Operation;
+use crate::error::ExperimentError;
 use crate::mitigation::{
     GdSwitch, LabelSmoothing, LogitClamp, MeanRemoval, Mitigation, Mitigations, MuLoss, SwitchToGd,
     ZeroSum,
 };
 use crate::model::ModelKind;
+use crate::output::RunDir;
 use crate::plot::Panel;
 use crate::run::{Arm, ArmTask, RunOptions, run_arms};
-use crate::{ExperimentError, RunDir, RunResult};
+use crate::train::RunResult;
 
 /// Which starting configuration the flags modify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,14 +1,14 @@
 //! The configuration of one training run, as written to `config.json` and checked on resume.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use slingshot_optim::SpikeDetectorConfig;
 
-use crate::ExperimentError;
+pub use crate::cifar::ImageTask;
 use crate::data::Operation;
+use crate::error::ExperimentError;
 pub use crate::mitigation::{GdSwitch, Mitigations};
 use crate::model::{InputSpec, ModelConfig, ModelKind};
 
@@ -103,49 +103,6 @@ impl fmt::Display for BatchSize {
         match self {
             BatchSize::Full => f.write_str("full"),
             BatchSize::Rows(n) => write!(f, "{n}"),
-        }
-    }
-}
-
-/// The image task of the CIFAR-10 experiments (issue 6), in place of the modular one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageTask {
-    /// The directory of the CIFAR-10 binary files; `None`: the seeded synthetic stand-in
-    /// ([`crate::cifar::synthetic`]), and `summary.json` says `dataset: "synthetic"`.
-    pub data_dir: Option<PathBuf>,
-    /// Training images: a seeded subset of the 50,000 (App. A.1.1's sizes are 200, 2,000,
-    /// 20,000 and 50,000).
-    pub train_size: usize,
-    /// Test images (App. D.2: 1,000).
-    pub test_size: usize,
-}
-
-impl ImageTask {
-    /// Checks the sizes and, with `data_dir`, the CIFAR-10 files.
-    pub fn validate(&self) -> Result<(), ExperimentError> {
-        if self.train_size == 0 || self.test_size == 0 {
-            return Err(ExperimentError::InvalidConfig(format!(
-                "train size {} and test size {}: must be at least 1",
-                self.train_size, self.test_size
-            )));
-        }
-        if let Some(dir) = &self.data_dir {
-            if !dir.is_dir() {
-                return Err(ExperimentError::InvalidConfig(format!(
-                    "--data-dir {}: not a directory (it should hold the CIFAR-10 binary files)",
-                    dir.display()
-                )));
-            }
-            crate::cifar::check_distribution(dir, self.train_size, self.test_size)?;
-        }
-        Ok(())
-    }
-
-    /// `cifar10` or `synthetic`.
-    pub fn dataset_name(&self) -> &'static str {
-        match self.data_dir {
-            Some(_) => crate::cifar::DatasetSource::Cifar10.name(),
-            None => crate::cifar::DatasetSource::Synthetic.name(),
         }
     }
 }

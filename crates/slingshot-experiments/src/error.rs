@@ -63,7 +63,7 @@ pub enum ExperimentError {
         signal: i32,
     },
     /// A test hook stopped the run inside a checkpoint save, as a kill would
-    /// ([`crate::RunOptions::kill_in_save`]).
+    /// ([`crate::run::RunOptions::kill_in_save`]).
     #[error("stopped inside the checkpoint save of step {step} (test hook)")]
     Killed {
         /// The step whose checkpoint was being saved.

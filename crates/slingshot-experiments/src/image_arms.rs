@@ -13,9 +13,10 @@ use crate::cli::{
     series,
 };
 use crate::config::TrainConfig;
+use crate::error::ExperimentError;
 use crate::model::ModelKind;
 use crate::plot::{self, Panel};
-use crate::{ExperimentError, RunResult};
+use crate::train::RunResult;
 
 /// The flags every image binary shares.
 #[derive(Debug, Clone, Args)]

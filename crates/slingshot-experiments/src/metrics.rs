@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// Everything measured at one logged step. Optional fields are empty in the CSV when the run
 /// does not measure them.
@@ -71,7 +71,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, ExperimentError> {
     crate::run::csv_log::read_rows(path)
 }
 
-/// The file of [`crate::RunOptions::record_updates`].
+/// The file of [`crate::run::RunOptions::record_updates`].
 pub const UPDATES_FILE: &str = "classifier-updates.csv";
 
 /// `classifier-updates.csv`: one `step,update` line per classifier-weight entry.

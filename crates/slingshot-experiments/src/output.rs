@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// A run's output directory, known to be writable.
 #[derive(Debug, Clone)]

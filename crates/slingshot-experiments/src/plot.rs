@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 use crate::metrics::MetricsRow;
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/DejaVuSans-LICENSE.txt`), bundled so that the

@@ -16,10 +16,10 @@ use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig,
 use slingshot_nn::NfiDiagnostics;
 use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
 
-use crate::ExperimentError;
 use crate::batches::TaskTensors;
 use crate::config::{BackendKind, Precision, TrainConfig};
 use crate::data::ModularTask;
+use crate::error::ExperimentError;
 use crate::metrics::{MetricsRow, Summary, UPDATES_FILE, UpdatesWriter};
 use crate::model::{InputSpec, Inputs, Model};
 use crate::output::RunDir;

@@ -23,10 +23,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use slingshot_numerics::{AdamHyper, BiasCorrection, estimate_reemergence_update};
 
+use crate::config::TrainConfig;
+use crate::error::ExperimentError;
+use crate::metrics::MetricsRow;
 use crate::metrics::{UPDATES_FILE, f64_or_nan, read_updates, write_json};
+use crate::output::RunDir;
 use crate::run::RunOptions;
 use crate::train::{RunResult, learning_rate};
-use crate::{ExperimentError, MetricsRow, RunDir, TrainConfig};
 
 /// The report's file name in the experiment's output directory.
 pub const REPORT_FILE: &str = "update-spike.json";

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::corpus::Corpus;
 use super::tokenizer::{END_OF_TEXT, Tokenizer};
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// The whole corpus as one token sequence, documents separated by end-of-text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use super::config::{LmArm, LmConfig, LmPreset, TokenizerKind};
 use super::metrics::{LmRow, LmSummary, TOP_TOKENS_FILE, format_top_tokens};
 use super::train::{LmRunResult, prepare, run};
-use crate::ExperimentError;
 use crate::cli::{ArmSelection, ArmSpec, RunFlags};
 use crate::config::BackendKind;
+use crate::error::ExperimentError;
 use crate::metrics::write_json;
+use crate::output::RunDir;
 use crate::plot::{XyPanel, XySeries, draw_xy};
+use crate::run::RunOptions;
 use crate::run::{Arm, ArmTask, run_arms};
-use crate::{RunDir, RunOptions};
 
 /// The flags of one language-model experiment; unset flags keep the preset's value.
 #[derive(Debug, Clone, Args)]

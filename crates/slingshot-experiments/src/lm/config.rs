@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
-use crate::ExperimentError;
 use crate::config::BackendKind;
+use crate::error::ExperimentError;
 
 /// The decoder's shape (App. D Table 4 fixes the kind of layers; the sizes come from the
 /// preset). The vocabulary comes from the tokenizer.

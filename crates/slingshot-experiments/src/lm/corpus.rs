@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// The built-in corpus's documents.
 const DEFAULT_DOCUMENTS: [(&str, &str); 2] = [

@@ -17,7 +17,7 @@ use slingshot_nn::{CenteredLinear, CenteredLinearConfig};
 
 use super::config::GptConfig;
 use super::rope::RopeTables;
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// Xavier-normal, gain 1: the weights' initialization in Table 4's setup.
 fn xavier() -> Initializer {

@@ -29,8 +29,8 @@ use super::metrics::{
 use super::model::Gpt;
 use super::schedule::cosine_with_warmup;
 use super::tokenizer::Tokenizer;
-use crate::ExperimentError;
 use crate::config::BackendKind;
+use crate::error::ExperimentError;
 use crate::metrics::write_json;
 use crate::output::RunDir;
 use crate::run::{RunOptions, Training, checkpoint, train_loop};

@@ -22,7 +22,7 @@ use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 use slingshot_nn::HeadNorm;
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// Which network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::checkpoint;
 use super::resume::{check_resumable, claim_fresh, differences};
 use super::train_loop::RunOptions;
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 use crate::metrics::write_json;
 use crate::output::RunDir;
 

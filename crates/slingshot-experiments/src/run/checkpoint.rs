@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// The checkpoint format this build writes. Format 1 (no `format` field) has the same layout
 /// and is read as well.

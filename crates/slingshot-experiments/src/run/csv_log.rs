@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
     ExperimentError::Write {

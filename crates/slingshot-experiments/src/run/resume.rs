@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 
 /// Whether `dir` holds anything at all.
 pub fn is_used(dir: &Path) -> bool {

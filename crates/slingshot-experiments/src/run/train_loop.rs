@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState, SaveStage};
 use super::csv_log::{CsvLog, read_prefix};
 use super::resume::{check_resumable, claim_fresh};
-use crate::ExperimentError;
+use crate::error::ExperimentError;
 use crate::metrics::write_json;
 use crate::output::{RunDir, progress_bar};
 
