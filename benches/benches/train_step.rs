@@ -35,7 +35,7 @@ where
     let paper = TrainConfig::paper();
     let task = ModularTask::try_new(paper.p, Operation::Div, paper.train_fraction, 0)
         .expect("the paper's task is valid");
-    let data = TaskTensors::<B>::new(&task, paper.model.kind, &device);
+    let data = TaskTensors::<B>::new(&task, paper.model.kind(), &device);
     let config: ModelConfig = paper.model.clone();
     for (label, batch) in [
         ("batch_512", BatchSize::Rows(512)),

@@ -12,7 +12,7 @@ use crate::mitigation::{
     GdSwitch, LabelSmoothing, LogitClamp, MeanRemoval, Mitigation, Mitigations, MuLoss, SwitchToGd,
     ZeroSum,
 };
-use crate::model::ModelKind;
+use crate::model::{ModelKind, NetworkConfig, ResNetConfig, VggConfig};
 use crate::output::RunDir;
 use crate::plot::Panel;
 use crate::run::{Arm, ArmTask, RunOptions, run_arms};
@@ -167,8 +167,11 @@ impl TrainArgs {
         c.arm = arm.into();
         c.precision = self.precision.unwrap_or(Precision::F32);
         c.backend = self.backend;
-        if let Some(kind) = self.model {
-            c.model.kind = kind;
+        // Another network starts from its paper sizes; the same one keeps the preset's.
+        if let Some(kind) = self.model
+            && kind != c.model.kind()
+        {
+            c.model.network = NetworkConfig::paper(kind);
         }
         macro_rules! set {
             ($($flag:ident => $field:expr),* $(,)?) => {
@@ -178,12 +181,18 @@ impl TrainArgs {
         set!(
             p => c.p, op => c.op, steps => c.steps, batch => c.batch, lr => c.lr,
             warmup => c.warmup, beta1 => c.beta1, beta2 => c.beta2, eps => c.eps,
-            width => c.model.width, depth => c.model.depth, seed => c.seed,
-            log_every => c.log_every, head_norm => c.model.head_norm,
+            seed => c.seed, log_every => c.log_every, head_norm => c.model.head.head_norm,
         );
-        c.model.layer_norm |= self.transformer_layer_norm;
-        c.model.centered |= self.centered;
-        c.model.classifier_bias &= !self.no_classifier_bias;
+        // Each size flag sets its network's size and leaves the other networks alone.
+        match &mut c.model.network {
+            NetworkConfig::Mlp(m) => {
+                set!(width => m.width, depth => m.depth);
+            }
+            NetworkConfig::Transformer(t) => t.layer_norm |= self.transformer_layer_norm,
+            _ => {}
+        }
+        c.model.head.centered |= self.centered;
+        c.model.head.classifier_bias &= !self.no_classifier_bias;
         self.apply_mitigations(&mut c.mitigations);
         if self.sharpness_every.is_some() {
             c.sharpness_every = self.sharpness_every;
@@ -343,10 +352,16 @@ impl CifarArgs {
                 $(if let Some(v) = self.$flag { $field = v; })*
             };
         }
-        set!(
-            channels => c.model.channels, d_model => c.model.d_model, heads => c.model.heads,
-            layers => c.model.layers, patch => c.model.patch,
-        );
+        match &mut c.model.network {
+            NetworkConfig::Vgg11(VggConfig { channels, .. })
+            | NetworkConfig::Resnet18(ResNetConfig { channels }) => {
+                set!(channels => *channels);
+            }
+            NetworkConfig::Vit(v) => {
+                set!(d_model => v.d_model, heads => v.heads, layers => v.layers, patch => v.patch);
+            }
+            _ => {}
+        }
         c
     }
 }

@@ -10,7 +10,9 @@ pub use crate::cifar::ImageTask;
 use crate::data::Operation;
 use crate::error::ExperimentError;
 pub use crate::mitigation::{GdSwitch, Mitigations};
-use crate::model::{InputSpec, ModelConfig, ModelKind};
+use crate::model::{
+    InputSpec, MlpConfig, ModelConfig, ModelKind, NetworkConfig, ResNetConfig, VggConfig, VitConfig,
+};
 
 /// The numeric precision of a run (Fig. 1(a)'s three arms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -203,8 +205,10 @@ impl TrainConfig {
     pub fn demo() -> Self {
         let mut c = Self::paper();
         c.p = 23;
-        c.model.width = 128;
-        c.model.depth = 2;
+        c.model.network = NetworkConfig::Mlp(MlpConfig {
+            width: 128,
+            depth: 2,
+        });
         c.batch = BatchSize::Full;
         c.lr = 1e-2;
         c.steps = 12_000;
@@ -266,12 +270,21 @@ impl TrainConfig {
             train_size,
             test_size: 256,
         });
-        c.model.width = 128;
-        c.model.depth = 2;
-        c.model.channels = if kind == ModelKind::Resnet18 { 2 } else { 4 };
-        c.model.d_model = 32;
-        c.model.heads = 4;
-        c.model.layers = 2;
+        c.model.network = match c.model.network {
+            NetworkConfig::Mlp(_) => NetworkConfig::Mlp(MlpConfig {
+                width: 128,
+                depth: 2,
+            }),
+            NetworkConfig::Vgg11(v) => NetworkConfig::Vgg11(VggConfig { channels: 4, ..v }),
+            NetworkConfig::Resnet18(_) => NetworkConfig::Resnet18(ResNetConfig { channels: 2 }),
+            NetworkConfig::Vit(v) => NetworkConfig::Vit(VitConfig {
+                d_model: 32,
+                heads: 4,
+                layers: 2,
+                ..v
+            }),
+            other => other,
+        };
         c.batch = BatchSize::Full;
         c.grad_chunk = None;
         c.lr = 1e-2;
@@ -336,7 +349,7 @@ impl TrainConfig {
         let Some(every) = self.sharpness_every else {
             return Ok(());
         };
-        if self.model.head_norm == slingshot_nn::HeadNorm::BatchNorm {
+        if self.model.head.head_norm == slingshot_nn::HeadNorm::BatchNorm {
             // The finite-difference passes would move BatchNorm's running statistics.
             return bad("sharpness measurement does not support a BatchNorm head".into());
         }
@@ -346,10 +359,10 @@ impl TrainConfig {
                 self.log_every
             ));
         }
-        if self.model.kind.has_batch_norm() {
+        if self.model.kind().has_batch_norm() {
             return bad(format!(
                 "sharpness measurement does not support the {} network (BatchNorm)",
-                self.model.kind.name()
+                self.model.kind().name()
             ));
         }
         Ok(())
@@ -365,7 +378,7 @@ impl TrainConfig {
             };
             return bad(format!(
                 "the {} network cannot train on {task}",
-                self.model.kind.name()
+                self.model.kind().name()
             ));
         }
         match &self.images {

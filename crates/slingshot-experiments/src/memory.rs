@@ -3,7 +3,7 @@
 //! allocation (`--p 4093` asked for 549 GB of one-hot inputs).
 
 use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
-use crate::model::ModelKind;
+use crate::model::{ModelKind, NetworkConfig};
 
 /// What a run needs at least, in bytes, and the largest part of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +48,7 @@ pub fn estimate(config: &TrainConfig) -> MemoryEstimate {
             3 * 32 * 32,
             3 * 32 * 32,
         ),
-        None if m.kind == ModelKind::Mlp => {
+        None if m.kind() == ModelKind::Mlp => {
             let one_hot = 4 * (config.p as u64 + 2);
             (modular_pairs(config), one_hot, one_hot)
         }
@@ -60,7 +60,12 @@ pub fn estimate(config: &TrainConfig) -> MemoryEstimate {
         BatchSize::Rows(n) => n as u64,
     };
     let batch = config.grad_chunk.map_or(batch, |c| batch.min(c as u64));
-    let per_row = input_floats + (m.width * m.depth) as u64 + config.p as u64;
+    let hidden = match m.network {
+        NetworkConfig::Mlp(mlp) => mlp.width * mlp.depth,
+        NetworkConfig::Transformer(t) => 4 * t.d_model * t.layers,
+        _ => 0,
+    };
+    let per_row = input_floats + hidden as u64 + config.p as u64;
     let activations = 3 * batch * per_row * elem;
     let largest = if inputs >= activations {
         format!("the inputs of {rows} examples, {input_floats} numbers each")

@@ -300,7 +300,7 @@ fn task_data<B: AutodiffBackend>(
             let input = InputSpec::Tokens {
                 vocab: task.vocab(),
             };
-            let tensors = TaskTensors::<B>::new(&task, config.model.kind, device);
+            let tensors = TaskTensors::<B>::new(&task, config.model.kind(), device);
             (tensors, input, task.classes())
         }
         Some(images) => {
@@ -660,7 +660,7 @@ where
     let scalar = |i: usize| scalars[i].iter::<f64>().next().unwrap_or(f64::NAN);
     // A centered head outputs `h (W - W_G)`, not the stored `W`'s logits, which the NFI
     // diagnostics describe: report the logits the loss saw.
-    let (mean_logit, max_logit) = if config.model.centered {
+    let (mean_logit, max_logit) = if config.model.head.centered {
         (collapse.mean_logit, scalar(2))
     } else {
         (nfi.mean_logit, nfi.max_logit)
@@ -769,7 +769,7 @@ pub fn summarize(
     Summary {
         experiment: config.experiment.clone(),
         arm: config.arm.clone(),
-        model: config.model.kind.name().into(),
+        model: config.model.kind().name().into(),
         dataset: config.images.as_ref().map(|i| i.dataset_name().into()),
         backend: config.backend.to_string(),
         precision: config.precision.to_string(),

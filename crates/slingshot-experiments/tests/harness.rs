@@ -12,6 +12,7 @@ use slingshot_experiments::{
 mod common;
 
 use slingshot_experiments::mitigation::{GdSwitch, LabelSmoothing, LogitClamp, SwitchToGd};
+use slingshot_experiments::model::NetworkConfig;
 
 use common::numbers;
 
@@ -379,7 +380,10 @@ fn recorded_classifier_updates_agree_with_the_probe() {
         "every step of the range is logged and recorded"
     );
     for (step, values) in &updates {
-        assert_eq!(values.len(), c.model.width * c.p, "step {step}");
+        let NetworkConfig::Mlp(mlp) = c.model.network else {
+            panic!("the tiny run is an MLP")
+        };
+        assert_eq!(values.len(), mlp.width * c.p, "step {step}");
         let mean = values.iter().map(|v| v.abs()).sum::<f64>() / values.len() as f64;
         let probe = result
             .rows
@@ -424,7 +428,7 @@ fn a_centered_head_reports_the_logits_it_outputs() {
     // `h (W - W_G) + b - mean(b)` sums to zero over the classes of every row, so the mean
     // logit is zero up to rounding, whatever the stored `W` drifted to.
     let mut config = common::tiny(Precision::F32, 60);
-    config.model.centered = true;
+    config.model.head.centered = true;
     let result = run(
         &config,
         &RunDir::create(&temp("centered")).unwrap(),

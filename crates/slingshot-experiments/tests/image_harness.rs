@@ -1,7 +1,9 @@
 //! The harness on images: chunked full-batch steps against unchunked ones, resume with
 //! BatchNorm state, the image networks' sizes, and what the summary says about the data.
 
-use slingshot_experiments::model::{InputSpec, ModelConfig, ModelKind};
+use slingshot_experiments::model::{
+    InputSpec, MlpConfig, ModelConfig, ModelKind, NetworkConfig, ResNetConfig, VggConfig, VitConfig,
+};
 use slingshot_experiments::train::init_model;
 use slingshot_experiments::{
     BatchSize, MetricsRow, Precision, RunDir, RunOptions, RunResult, TrainConfig, run,
@@ -37,12 +39,21 @@ fn tiny(kind: ModelKind, steps: u64) -> TrainConfig {
         images.train_size = 10;
         images.test_size = 6;
     }
-    c.model.width = 16;
-    c.model.depth = 1;
-    c.model.channels = 1;
-    c.model.d_model = 8;
-    c.model.heads = 2;
-    c.model.layers = 1;
+    c.model.network = match c.model.network {
+        NetworkConfig::Mlp(_) => NetworkConfig::Mlp(MlpConfig {
+            width: 16,
+            depth: 1,
+        }),
+        NetworkConfig::Vgg11(v) => NetworkConfig::Vgg11(VggConfig { channels: 1, ..v }),
+        NetworkConfig::Resnet18(_) => NetworkConfig::Resnet18(ResNetConfig { channels: 1 }),
+        NetworkConfig::Vit(v) => NetworkConfig::Vit(VitConfig {
+            d_model: 8,
+            heads: 2,
+            layers: 1,
+            ..v
+        }),
+        other => other,
+    };
     c.steps = steps;
     c.log_every = 1;
     c
@@ -212,7 +223,9 @@ fn image_configurations_are_checked() {
             .contains("cannot train on images")
     );
     c = tiny(ModelKind::Vit, 1);
-    c.model.patch = 5;
+    if let NetworkConfig::Vit(v) = &mut c.model.network {
+        v.patch = 5;
+    }
     assert!(c.validate().unwrap_err().to_string().contains("divides 32"));
     c = tiny(ModelKind::Mlp, 1);
     c.grad_chunk = Some(0);
@@ -229,7 +242,7 @@ fn image_configurations_are_checked() {
     c.sharpness_every = Some(1);
     assert!(c.validate().unwrap_err().to_string().contains("BatchNorm"));
     let mut modular = TrainConfig::demo();
-    modular.model.kind = ModelKind::Vgg11;
+    modular.model.network = NetworkConfig::paper(ModelKind::Vgg11);
     assert!(
         modular
             .validate()

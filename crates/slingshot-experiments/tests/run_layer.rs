@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use slingshot_experiments::model::{MlpConfig, NetworkConfig};
 use slingshot_experiments::run::checkpoint::{self, CheckpointState, SaveStage};
 use slingshot_experiments::run::resume::differences;
 use slingshot_experiments::{ExperimentError, Precision, RunDir, RunOptions, TrainConfig, run};
@@ -151,7 +152,10 @@ fn a_refused_resume_names_the_field_and_writes_nothing() {
     let before = std::fs::read(dir.config()).unwrap();
     let mut other = config.clone();
     other.lr = 1e-3;
-    other.model.width = 32;
+    other.model.network = NetworkConfig::Mlp(MlpConfig {
+        width: 32,
+        depth: 2,
+    });
     let resume = RunOptions {
         resume: true,
         ..checkpoints(20)

@@ -420,8 +420,11 @@ fn no_spike() -> TrainConfig {
     let mut c = TrainConfig::demo();
     c.experiment = "update-spike".into();
     c.p = 7;
-    c.model.width = 16;
-    c.model.depth = 1;
+    c.model.network =
+        slingshot_experiments::model::NetworkConfig::Mlp(slingshot_experiments::model::MlpConfig {
+            width: 16,
+            depth: 1,
+        });
     c.steps = 40;
     c.log_every = 10;
     c

@@ -16,9 +16,10 @@ use slingshot_experiments::cli::{
     ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
     run_train_arms, series,
 };
+use slingshot_experiments::model::NetworkConfig;
 use slingshot_experiments::plot::{self, Panel};
 use slingshot_experiments::run::child_entry;
-use slingshot_experiments::{ExperimentError, Precision};
+use slingshot_experiments::{ExperimentError, Precision, TrainConfig};
 
 /// Edge of stability versus slingshot: f32 and f64 with the Hessian's top eigenvalue (Fig. 5).
 #[derive(Debug, Parser)]
@@ -80,7 +81,9 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
         &figure,
         &format!(
             "{EXPERIMENT}: width {}, p = {}, lr {:e}",
-            configs[0].model.width, configs[0].p, configs[0].lr
+            hidden_width(&configs[0]),
+            configs[0].p,
+            configs[0].lr
         ),
         &series(&results),
         &panels(),
@@ -104,6 +107,14 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     }
     println!("\nwrote {} and one directory per arm", figure.display());
     Ok(())
+}
+
+/// The MLP's hidden width (0 for another network).
+fn hidden_width(config: &TrainConfig) -> usize {
+    match config.model.network {
+        NetworkConfig::Mlp(m) => m.width,
+        _ => 0,
+    }
 }
 
 /// Fig. 5(a) loss and 5(b) the Hessian's top eigenvalue, with collapse and `||mu_G||` for the

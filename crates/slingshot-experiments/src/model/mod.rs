@@ -1,6 +1,7 @@
 //! The models of the modular-arithmetic and image experiments, exposing their penultimate
 //! features and classifier for the diagnostics.
 
+mod config;
 mod head;
 mod mlp;
 mod resnet;
@@ -8,6 +9,10 @@ mod transformer;
 mod vgg;
 mod vit;
 
+pub use config::{
+    HeadConfig, MlpConfig, ModelConfig, NetworkConfig, ResNetConfig, TransformerConfig, VggConfig,
+    VitConfig,
+};
 pub use head::Head;
 pub use mlp::Mlp;
 pub use resnet::{BasicBlock, ResNet};
@@ -20,7 +25,6 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
-use slingshot_nn::HeadNorm;
 
 use crate::error::ExperimentError;
 
@@ -84,117 +88,41 @@ pub enum InputSpec {
     Images,
 }
 
-/// The architecture, as written to `config.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Which network.
-    pub kind: ModelKind,
-    /// MLP hidden width (the paper: 512).
-    pub width: usize,
-    /// MLP hidden layers (the paper: 5, plus the classifier: 6 layers).
-    pub depth: usize,
-    /// Transformer width (the paper: 128).
-    pub d_model: usize,
-    /// Attention heads (the paper: 4).
-    pub heads: usize,
-    /// Transformer blocks (the paper: 2).
-    pub layers: usize,
-    /// LayerNorm in the transformer blocks (the paper: none).
-    pub layer_norm: bool,
-    /// Biases in the classifier (App. A.1.3 turns it off).
-    pub classifier_bias: bool,
-    /// Normalization of the features before the classifier.
-    pub head_norm: HeadNorm,
-    /// Forward the classifier with `W - W_G`.
-    pub centered: bool,
-    /// Base width of VGG11 and ResNet18 (the paper: 64; the features are `8 x` this).
-    #[serde(default = "default_channels")]
-    pub channels: usize,
-    /// ViT patch side (the paper: 4; it must divide 32).
-    #[serde(default = "default_patch")]
-    pub patch: usize,
-}
-
-fn default_channels() -> usize {
-    64
-}
-
-fn default_patch() -> usize {
-    4
-}
-
 impl ModelConfig {
-    /// The paper's 6-layer MLP (App. D Table 2).
-    pub fn paper_mlp() -> Self {
-        Self {
-            kind: ModelKind::Mlp,
-            width: 512,
-            depth: 5,
-            d_model: 128,
-            heads: 4,
-            layers: 2,
-            layer_norm: false,
-            classifier_bias: true,
-            head_norm: HeadNorm::None,
-            centered: false,
-            channels: default_channels(),
-            patch: default_patch(),
-        }
-    }
-
-    /// App. D.2's image networks: the 6-layer MLP of width 512, VGG11 and ResNet18 of base
-    /// width 64, and the ViT of width 256 with 12 blocks of 8 heads on 4x4 patches.
-    pub fn paper_image(kind: ModelKind) -> Self {
-        Self {
-            kind,
-            d_model: 256,
-            heads: 8,
-            layers: 12,
-            ..Self::paper_mlp()
-        }
-    }
-
-    /// The paper's 2-layer transformer.
-    pub fn paper_transformer() -> Self {
-        Self {
-            kind: ModelKind::Transformer,
-            ..Self::paper_mlp()
-        }
-    }
-
     /// Checks the sizes.
     pub fn validate(&self) -> Result<(), ExperimentError> {
         let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
-        match self.kind {
-            ModelKind::Mlp if self.width == 0 || self.depth == 0 => bad(format!(
+        match self.network {
+            NetworkConfig::Mlp(m) if m.width == 0 || m.depth == 0 => bad(format!(
                 "MLP width {} and depth {} must be at least 1",
-                self.width, self.depth
+                m.width, m.depth
             )),
-            ModelKind::Transformer
-                if self.d_model == 0
-                    || self.heads == 0
-                    || self.layers == 0
-                    || !self.d_model.is_multiple_of(self.heads) =>
+            NetworkConfig::Transformer(t)
+                if t.d_model == 0
+                    || t.heads == 0
+                    || t.layers == 0
+                    || !t.d_model.is_multiple_of(t.heads) =>
             {
                 bad(format!(
                     "transformer d_model {} must be a positive multiple of heads {}, with at least one layer ({})",
-                    self.d_model, self.heads, self.layers
+                    t.d_model, t.heads, t.layers
                 ))
             }
-            ModelKind::Vgg11 | ModelKind::Vgg11Bn | ModelKind::Resnet18 if self.channels == 0 => {
+            NetworkConfig::Vgg11(VggConfig { channels: 0, .. })
+            | NetworkConfig::Resnet18(ResNetConfig { channels: 0 }) => {
                 bad("channels must be at least 1".into())
             }
-            ModelKind::Vit
-                if self.d_model == 0
-                    || self.heads == 0
-                    || self.layers == 0
-                    || !self.d_model.is_multiple_of(self.heads)
-                    || self.patch == 0
-                    || !32usize.is_multiple_of(self.patch) =>
+            NetworkConfig::Vit(v)
+                if v.d_model == 0
+                    || v.heads == 0
+                    || v.layers == 0
+                    || !v.d_model.is_multiple_of(v.heads)
+                    || v.patch == 0
+                    || !32usize.is_multiple_of(v.patch) =>
             {
                 bad(format!(
                     "ViT d_model {} must be a positive multiple of heads {}, with at least one layer ({}) and a patch ({}) that divides 32",
-                    self.d_model, self.heads, self.layers, self.patch
+                    v.d_model, v.heads, v.layers, v.patch
                 ))
             }
             _ => Ok(()),
@@ -205,8 +133,8 @@ impl ModelConfig {
     /// images, the MLP either).
     pub fn reads(&self, input: InputSpec) -> bool {
         match input {
-            InputSpec::Tokens { .. } => !self.kind.images_only(),
-            InputSpec::Images => self.kind != ModelKind::Transformer,
+            InputSpec::Tokens { .. } => !self.kind().images_only(),
+            InputSpec::Images => self.kind() != ModelKind::Transformer,
         }
     }
 
@@ -223,67 +151,58 @@ impl ModelConfig {
         classes: usize,
         device: &B::Device,
     ) -> Model<B> {
-        assert!(self.reads(input), "{:?} cannot read {input:?}", self.kind);
+        assert!(self.reads(input), "{:?} cannot read {input:?}", self.kind());
+        let head = |d_features| {
+            let h = self.head;
+            Head::new(
+                d_features,
+                classes,
+                h.head_norm,
+                h.classifier_bias,
+                h.centered,
+                device,
+            )
+        };
         // The placeholder head is made first, as it always was, so that any draw it makes
         // comes where it always came.
-        let _placeholder = Head::<B>::new(
-            1,
-            classes,
-            self.head_norm,
-            self.classifier_bias,
-            self.centered,
-            device,
-        );
+        let _placeholder: Head<B> = head(1);
         let (backbone, d_features) = self.backbone(input, device);
-        let head = Head::new(
-            d_features,
-            classes,
-            self.head_norm,
-            self.classifier_bias,
-            self.centered,
-            device,
-        );
-        Model { backbone, head }
+        Model {
+            backbone,
+            head: head(d_features),
+        }
     }
 
     /// The network before the head, for `input`, and the width of its features.
     fn backbone<B: Backend>(&self, input: InputSpec, device: &B::Device) -> (Backbone<B>, usize) {
-        match self.kind {
-            ModelKind::Mlp => {
+        match self.network {
+            NetworkConfig::Mlp(m) => {
                 let d_input = match input {
                     InputSpec::Tokens { vocab } => 4 * vocab,
                     InputSpec::Images => crate::cifar::IMAGE_BYTES,
                 };
-                let mlp = Mlp::new(d_input, self.width, self.depth, true, device);
-                (Backbone::Mlp(mlp), self.width)
+                let mlp = Mlp::new(d_input, m.width, m.depth, true, device);
+                (Backbone::Mlp(mlp), m.width)
             }
-            ModelKind::Transformer => {
+            NetworkConfig::Transformer(t) => {
                 let InputSpec::Tokens { vocab } = input else {
                     unreachable!("checked by reads()")
                 };
-                let t = Transformer::new(
-                    vocab,
-                    4,
-                    self.d_model,
-                    self.heads,
-                    self.layers,
-                    self.layer_norm,
-                    device,
-                );
-                (Backbone::Transformer(t), self.d_model)
+                let net =
+                    Transformer::new(vocab, 4, t.d_model, t.heads, t.layers, t.layer_norm, device);
+                (Backbone::Transformer(net), t.d_model)
             }
-            ModelKind::Vgg11 | ModelKind::Vgg11Bn => {
-                let bn = self.kind == ModelKind::Vgg11Bn;
-                let vgg = Vgg::new(self.channels, bn, device);
-                (Backbone::Vgg(vgg), Vgg::<B>::features_dim(self.channels))
+            NetworkConfig::Vgg11(v) => {
+                let vgg = Vgg::new(v.channels, v.batch_norm, device);
+                (Backbone::Vgg(vgg), Vgg::<B>::features_dim(v.channels))
             }
-            ModelKind::Resnet18 => (
-                Backbone::ResNet(ResNet::new(self.channels, device)),
-                ResNet::<B>::features_dim(self.channels),
+            NetworkConfig::Resnet18(r) => (
+                Backbone::ResNet(ResNet::new(r.channels, device)),
+                ResNet::<B>::features_dim(r.channels),
             ),
-            ModelKind::Vit => {
-                let vit = Vit::new(self.patch, self.d_model, self.heads, self.layers, device);
-                (Backbone::Vit(vit), self.d_model)
+            NetworkConfig::Vit(v) => {
+                let vit = Vit::new(v.patch, v.d_model, v.heads, v.layers, device);
+                (Backbone::Vit(vit), v.d_model)
             }
         }
     }

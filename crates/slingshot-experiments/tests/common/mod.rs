@@ -3,6 +3,7 @@
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
+use slingshot_experiments::model::{MlpConfig, NetworkConfig};
 use slingshot_experiments::{BatchSize, MetricsRow, Precision, TrainConfig};
 
 /// Division mod 7, MLP 64 x 2, full batch, lr 3e-2, `steps` steps logged every 10: the f32 arm
@@ -13,8 +14,10 @@ pub fn tiny(precision: Precision, steps: u64) -> TrainConfig {
     c.arm = precision.to_string();
     c.precision = precision;
     c.p = 7;
-    c.model.width = 64;
-    c.model.depth = 2;
+    c.model.network = NetworkConfig::Mlp(MlpConfig {
+        width: 64,
+        depth: 2,
+    });
     c.lr = 3e-2;
     c.steps = steps;
     c.log_every = 10;
