@@ -33,7 +33,8 @@ where
     B: AutodiffBackend,
 {
     let paper = TrainConfig::paper();
-    let task = ModularTask::try_new(paper.p, Operation::Div, paper.train_fraction, 0)
+    let modular = paper.modular().expect("the paper preset is modular");
+    let task = ModularTask::try_new(modular.p, Operation::Div, modular.train_fraction, 0)
         .expect("the paper's task is valid");
     let data = TaskTensors::<B>::new(&task, paper.model.kind(), &device);
     let config: ModelConfig = paper.model.clone();

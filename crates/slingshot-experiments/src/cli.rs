@@ -179,10 +179,13 @@ impl TrainArgs {
             };
         }
         set!(
-            p => c.p, op => c.op, steps => c.steps, batch => c.batch, lr => c.lr,
+            steps => c.steps, batch => c.batch, lr => c.lr,
             warmup => c.warmup, beta1 => c.beta1, beta2 => c.beta2, eps => c.eps,
             seed => c.seed, log_every => c.log_every, head_norm => c.model.head.head_norm,
         );
+        if let Some(task) = c.modular_mut() {
+            set!(p => task.p, op => task.op);
+        }
         // Each size flag sets its network's size and leaves the other networks alone.
         match &mut c.model.network {
             NetworkConfig::Mlp(m) => {
@@ -332,7 +335,7 @@ impl CifarArgs {
         arm: &str,
     ) -> TrainConfig {
         let mut c = train.apply(base, experiment, arm);
-        if let Some(images) = c.images.as_mut() {
+        if let Some(images) = c.images_mut() {
             images.data_dir.clone_from(&self.data_dir);
             if let Some(n) = self.train_size {
                 images.train_size = n;

@@ -109,6 +109,77 @@ impl fmt::Display for BatchSize {
     }
 }
 
+/// The modular-arithmetic task: `c = a op b (mod p)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModularTaskConfig {
+    /// Modulus (a prime).
+    pub p: usize,
+    /// Operation.
+    pub op: Operation,
+    /// Share of the pairs used for training.
+    pub train_fraction: f64,
+}
+
+impl ModularTaskConfig {
+    /// App. D Table 2: division mod 97, half the pairs for training.
+    pub fn paper() -> Self {
+        Self {
+            p: 97,
+            op: Operation::Div,
+            train_fraction: 0.5,
+        }
+    }
+}
+
+/// What a run learns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TaskFile", into = "TaskFile")]
+pub enum TaskConfig {
+    /// The modular-arithmetic task.
+    Modular(ModularTaskConfig),
+    /// The CIFAR-10 images (issue 6).
+    Images(ImageTask),
+}
+
+/// The first format's fields: the modular task's three, and `images` (null for the modular
+/// task; with images, the three keep the paper's values).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TaskFile {
+    p: usize,
+    op: Operation,
+    train_fraction: f64,
+    #[serde(default)]
+    images: Option<ImageTask>,
+}
+
+impl From<TaskFile> for TaskConfig {
+    fn from(f: TaskFile) -> Self {
+        match f.images {
+            Some(images) => TaskConfig::Images(images),
+            None => TaskConfig::Modular(ModularTaskConfig {
+                p: f.p,
+                op: f.op,
+                train_fraction: f.train_fraction,
+            }),
+        }
+    }
+}
+
+impl From<TaskConfig> for TaskFile {
+    fn from(task: TaskConfig) -> Self {
+        let (m, images) = match task {
+            TaskConfig::Modular(m) => (m, None),
+            TaskConfig::Images(images) => (ModularTaskConfig::paper(), Some(images)),
+        };
+        TaskFile {
+            p: m.p,
+            op: m.op,
+            train_fraction: m.train_fraction,
+            images,
+        }
+    }
+}
+
 /// Everything that determines a run's numbers. Two runs with equal configs give identical
 /// metrics on ndarray.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,12 +188,10 @@ pub struct TrainConfig {
     pub experiment: String,
     /// The arm within the experiment.
     pub arm: String,
-    /// Modulus.
-    pub p: usize,
-    /// Operation.
-    pub op: Operation,
-    /// Share of the pairs used for training.
-    pub train_fraction: f64,
+    /// What the run learns: the modular task or images (in `config.json`, the first
+    /// format's `p`, `op`, `train_fraction` and `images` fields).
+    #[serde(flatten)]
+    pub task: TaskConfig,
     /// Seed of the split, the initialization and the batches.
     pub seed: u64,
     /// The network.
@@ -155,10 +224,6 @@ pub struct TrainConfig {
     /// (a multiple of `log_every`; Fig. 5).
     #[serde(default)]
     pub sharpness_every: Option<u64>,
-    /// Train on images instead of the modular task (`p`, `op` and `train_fraction` are then
-    /// unused).
-    #[serde(default)]
-    pub images: Option<ImageTask>,
     /// Forward and backward at most this many rows at a time, accumulating the gradients of a
     /// step's batch before its one optimizer step, so that a full batch of 50,000 images fits
     /// a GPU. The loss of each chunk is weighted by its share of the batch, which gives the
@@ -175,9 +240,11 @@ impl TrainConfig {
         Self {
             experiment: "modular-division".into(),
             arm: "f32".into(),
-            p: 97,
-            op: Operation::Div,
-            train_fraction: 0.5,
+            task: TaskConfig::Modular(ModularTaskConfig {
+                p: 97,
+                op: Operation::Div,
+                train_fraction: 0.5,
+            }),
             seed: 0,
             model: ModelConfig::paper_mlp(),
             steps: 100_000,
@@ -193,7 +260,6 @@ impl TrainConfig {
             mitigations: Mitigations::none(),
             spikes: SpikeDetectorConfig::default(),
             sharpness_every: None,
-            images: None,
             grad_chunk: None,
         }
     }
@@ -204,7 +270,10 @@ impl TrainConfig {
     /// arm on two cores).
     pub fn demo() -> Self {
         let mut c = Self::paper();
-        c.p = 23;
+        c.task = TaskConfig::Modular(ModularTaskConfig {
+            p: 23,
+            ..ModularTaskConfig::paper()
+        });
         c.model.network = NetworkConfig::Mlp(MlpConfig {
             width: 128,
             depth: 2,
@@ -227,7 +296,7 @@ impl TrainConfig {
         c.arm = kind.name().into();
         c.seed = 42;
         c.model = ModelConfig::paper_image(kind);
-        c.images = Some(ImageTask {
+        c.task = TaskConfig::Images(ImageTask {
             data_dir: None,
             train_size: 50_000,
             test_size: crate::cifar::PAPER_TEST_SIZE,
@@ -265,7 +334,7 @@ impl TrainConfig {
             ModelKind::Vgg11 | ModelKind::Vgg11Bn => (64, 200),
             ModelKind::Resnet18 => (32, 60),
         };
-        c.images = Some(ImageTask {
+        c.task = TaskConfig::Images(ImageTask {
             data_dir: None,
             train_size,
             test_size: 256,
@@ -293,11 +362,51 @@ impl TrainConfig {
         c
     }
 
+    /// The modular task, if the run learns it.
+    pub fn modular(&self) -> Option<&ModularTaskConfig> {
+        match &self.task {
+            TaskConfig::Modular(m) => Some(m),
+            TaskConfig::Images(_) => None,
+        }
+    }
+
+    /// The modular task, to change it.
+    pub fn modular_mut(&mut self) -> Option<&mut ModularTaskConfig> {
+        match &mut self.task {
+            TaskConfig::Modular(m) => Some(m),
+            TaskConfig::Images(_) => None,
+        }
+    }
+
+    /// The image task, if the run learns images.
+    pub fn images(&self) -> Option<&ImageTask> {
+        match &self.task {
+            TaskConfig::Images(images) => Some(images),
+            TaskConfig::Modular(_) => None,
+        }
+    }
+
+    /// The image task, to change it.
+    pub fn images_mut(&mut self) -> Option<&mut ImageTask> {
+        match &mut self.task {
+            TaskConfig::Images(images) => Some(images),
+            TaskConfig::Modular(_) => None,
+        }
+    }
+
+    /// The classes: `p` answers, or CIFAR-10's ten.
+    pub fn classes(&self) -> usize {
+        match &self.task {
+            TaskConfig::Modular(m) => m.p,
+            TaskConfig::Images(_) => crate::cifar::CLASSES,
+        }
+    }
+
     /// What the network reads.
     pub fn input(&self) -> InputSpec {
-        match self.images {
-            Some(_) => InputSpec::Images,
-            None => InputSpec::Tokens { vocab: self.p + 2 },
+        match &self.task {
+            TaskConfig::Images(_) => InputSpec::Images,
+            TaskConfig::Modular(m) => InputSpec::Tokens { vocab: m.p + 2 },
         }
     }
 
@@ -372,18 +481,18 @@ impl TrainConfig {
     fn validate_data(&self) -> Result<(), ExperimentError> {
         let bad = |what: String| Err(ExperimentError::InvalidConfig(what));
         if !self.model.reads(self.input()) {
-            let task = match self.images {
-                Some(_) => "images",
-                None => "the modular task",
+            let task = match self.task {
+                TaskConfig::Images(_) => "images",
+                TaskConfig::Modular(_) => "the modular task",
             };
             return bad(format!(
                 "the {} network cannot train on {task}",
                 self.model.kind().name()
             ));
         }
-        match &self.images {
-            Some(images) => images.validate()?,
-            None => crate::data::check_task(self.p, self.train_fraction)?,
+        match &self.task {
+            TaskConfig::Images(images) => images.validate()?,
+            TaskConfig::Modular(m) => crate::data::check_task(m.p, m.train_fraction)?,
         }
         if let BatchSize::Rows(rows) = self.batch {
             let train = crate::memory::train_rows(self);

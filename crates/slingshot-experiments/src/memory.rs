@@ -2,7 +2,9 @@
 //! a configuration that cannot fit is refused with a message instead of aborting on an
 //! allocation (`--p 4093` asked for 549 GB of one-hot inputs).
 
-use crate::config::{BackendKind, BatchSize, Precision, TrainConfig};
+use crate::config::{
+    BackendKind, BatchSize, ModularTaskConfig, Precision, TaskConfig, TrainConfig,
+};
 use crate::model::{ModelKind, NetworkConfig};
 
 /// What a run needs at least, in bytes, and the largest part of it.
@@ -15,19 +17,19 @@ pub struct MemoryEstimate {
 }
 
 /// The examples of the modular task: every pair `(a, b)` (`b != 0` for division).
-pub fn modular_pairs(config: &TrainConfig) -> u64 {
-    let p = config.p as u64;
-    let b_start = u64::from(config.op == crate::data::Operation::Div);
+pub fn modular_pairs(task: &ModularTaskConfig) -> u64 {
+    let p = task.p as u64;
+    let b_start = u64::from(task.op == crate::data::Operation::Div);
     p * p.saturating_sub(b_start)
 }
 
 /// Training rows: the modular task's share of the pairs, or the image subset.
 pub fn train_rows(config: &TrainConfig) -> u64 {
-    match &config.images {
-        Some(images) => images.train_size as u64,
-        None => {
-            let all = modular_pairs(config);
-            let n = (all as f64 * config.train_fraction).round() as u64;
+    match &config.task {
+        TaskConfig::Images(images) => images.train_size as u64,
+        TaskConfig::Modular(m) => {
+            let all = modular_pairs(m);
+            let n = (all as f64 * m.train_fraction).round() as u64;
             n.clamp(1, all.saturating_sub(1).max(1))
         }
     }
@@ -42,17 +44,16 @@ pub fn estimate(config: &TrainConfig) -> MemoryEstimate {
         4
     };
     let m = &config.model;
-    let (rows, input_floats, host_floats) = match &config.images {
-        Some(images) => (
-            (images.train_size + images.test_size) as u64,
-            3 * 32 * 32,
-            3 * 32 * 32,
-        ),
-        None if m.kind() == ModelKind::Mlp => {
-            let one_hot = 4 * (config.p as u64 + 2);
-            (modular_pairs(config), one_hot, one_hot)
+    let (rows, input_floats, host_floats) = match &config.task {
+        TaskConfig::Images(images) => {
+            let rows = (images.train_size + images.test_size) as u64;
+            (rows, 3 * 32 * 32, 3 * 32 * 32)
         }
-        None => (modular_pairs(config), 4, 0),
+        TaskConfig::Modular(task) if m.kind() == ModelKind::Mlp => {
+            let one_hot = 4 * (task.p as u64 + 2);
+            (modular_pairs(task), one_hot, one_hot)
+        }
+        TaskConfig::Modular(task) => (modular_pairs(task), 4, 0),
     };
     let inputs = rows * input_floats * elem + rows * host_floats * 4;
     let batch = match config.batch {
@@ -65,7 +66,7 @@ pub fn estimate(config: &TrainConfig) -> MemoryEstimate {
         NetworkConfig::Transformer(t) => 4 * t.d_model * t.layers,
         _ => 0,
     };
-    let per_row = input_floats + hidden as u64 + config.p as u64;
+    let per_row = input_floats + hidden as u64 + config.classes() as u64;
     let activations = 3 * batch * per_row * elem;
     let largest = if inputs >= activations {
         format!("the inputs of {rows} examples, {input_floats} numbers each")

@@ -17,7 +17,7 @@ use slingshot_nn::NfiDiagnostics;
 use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
 
 use crate::batches::TaskTensors;
-use crate::config::{BackendKind, Precision, TrainConfig};
+use crate::config::{BackendKind, Precision, TaskConfig, TrainConfig};
 use crate::data::ModularTask;
 use crate::error::ExperimentError;
 use crate::metrics::{MetricsRow, Summary, UPDATES_FILE, UpdatesWriter};
@@ -293,17 +293,16 @@ fn task_data<B: AutodiffBackend>(
     config: &TrainConfig,
     device: &B::Device,
 ) -> Result<(TaskTensors<B>, InputSpec, usize), ExperimentError> {
-    Ok(match &config.images {
-        None => {
-            let task =
-                ModularTask::try_new(config.p, config.op, config.train_fraction, config.seed)?;
+    Ok(match &config.task {
+        TaskConfig::Modular(m) => {
+            let task = ModularTask::try_new(m.p, m.op, m.train_fraction, config.seed)?;
             let input = InputSpec::Tokens {
                 vocab: task.vocab(),
             };
             let tensors = TaskTensors::<B>::new(&task, config.model.kind(), device);
             (tensors, input, task.classes())
         }
-        Some(images) => {
+        TaskConfig::Images(images) => {
             let dataset = crate::cifar::load(images, config.seed)?;
             let tensors = TaskTensors::<B>::images(&dataset, device);
             (tensors, InputSpec::Images, crate::cifar::CLASSES)
@@ -770,7 +769,7 @@ pub fn summarize(
         experiment: config.experiment.clone(),
         arm: config.arm.clone(),
         model: config.model.kind().name().into(),
-        dataset: config.images.as_ref().map(|i| i.dataset_name().into()),
+        dataset: config.images().map(|i| i.dataset_name().into()),
         backend: config.backend.to_string(),
         precision: config.precision.to_string(),
         steps,

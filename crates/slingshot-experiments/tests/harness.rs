@@ -229,7 +229,7 @@ fn bad_flags_and_outputs_fail_before_training() {
     ));
     assert!(!dir.metrics().exists(), "nothing was trained or written");
     let mut c = tiny(Precision::F32);
-    c.p = 8;
+    c.modular_mut().expect("the modular task").p = 8;
     assert!(run(&c, &dir, &quiet()).is_err(), "p must be prime");
     let mut c = tiny(Precision::F32);
     c.mitigations.set(LabelSmoothing { amount: 1.0 });
@@ -383,7 +383,7 @@ fn recorded_classifier_updates_agree_with_the_probe() {
         let NetworkConfig::Mlp(mlp) = c.model.network else {
             panic!("the tiny run is an MLP")
         };
-        assert_eq!(values.len(), mlp.width * c.p, "step {step}");
+        assert_eq!(values.len(), mlp.width * c.classes(), "step {step}");
         let mean = values.iter().map(|v| v.abs()).sum::<f64>() / values.len() as f64;
         let probe = result
             .rows

@@ -35,7 +35,7 @@ fn tiny(kind: ModelKind, steps: u64) -> TrainConfig {
     c.experiment = "test".into();
     c.arm = kind.name().into();
     c.precision = Precision::F32;
-    if let Some(images) = c.images.as_mut() {
+    if let Some(images) = c.images_mut() {
         images.train_size = 10;
         images.test_size = 6;
     }
@@ -231,7 +231,7 @@ fn image_configurations_are_checked() {
     c.grad_chunk = Some(0);
     assert!(c.validate().unwrap_err().to_string().contains("grad-chunk"));
     c = tiny(ModelKind::Mlp, 1);
-    c.images.as_mut().unwrap().data_dir = Some(temp("no-such-dir"));
+    c.images_mut().unwrap().data_dir = Some(temp("no-such-dir"));
     assert!(
         c.validate()
             .unwrap_err()

@@ -259,7 +259,7 @@ fn differences_are_dotted_paths_with_both_values() {
 #[test]
 fn configurations_that_cannot_run_are_refused_before_training() {
     let mut huge = tiny();
-    huge.p = 4093;
+    huge.modular_mut().expect("the modular task").p = 4093;
     let err = huge.validate().unwrap_err().to_string();
     assert!(
         err.contains("needs at least") && err.contains("GB"),
@@ -273,7 +273,7 @@ fn configurations_that_cannot_run_are_refused_before_training() {
         "{err}"
     );
     let mut not_prime = tiny();
-    not_prime.p = 8;
+    not_prime.modular_mut().expect("the modular task").p = 8;
     assert!(
         not_prime
             .validate()

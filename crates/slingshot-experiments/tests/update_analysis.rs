@@ -419,7 +419,7 @@ fn no_spike_says_to_train_longer() {
 fn no_spike() -> TrainConfig {
     let mut c = TrainConfig::demo();
     c.experiment = "update-spike".into();
-    c.p = 7;
+    c.modular_mut().expect("the modular task").p = 7;
     c.model.network =
         slingshot_experiments::model::NetworkConfig::Mlp(slingshot_experiments::model::MlpConfig {
             width: 16,

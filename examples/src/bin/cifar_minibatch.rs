@@ -38,7 +38,7 @@ fn preset(kind: ModelKind, preset: Preset) -> TrainConfig {
             c.log_every = 1_000;
         }
         Preset::Demo => {
-            if let Some(images) = c.images.as_mut() {
+            if let Some(images) = c.images_mut() {
                 images.train_size = 256;
             }
             c.batch = BatchSize::Rows(32);

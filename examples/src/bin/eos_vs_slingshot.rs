@@ -82,7 +82,7 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
         &format!(
             "{EXPERIMENT}: width {}, p = {}, lr {:e}",
             hidden_width(&configs[0]),
-            configs[0].p,
+            configs[0].classes(),
             configs[0].lr
         ),
         &series(&results),

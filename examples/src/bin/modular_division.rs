@@ -68,7 +68,11 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let first = &arms[0].config;
     plot::draw(
         &figure,
-        &format!("{EXPERIMENT}: p = {}, {} steps", first.p, first.steps),
+        &format!(
+            "{EXPERIMENT}: p = {}, {} steps",
+            first.classes(),
+            first.steps
+        ),
         &series(&results),
         &panels,
         3,

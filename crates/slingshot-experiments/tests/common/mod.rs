@@ -13,7 +13,7 @@ pub fn tiny(precision: Precision, steps: u64) -> TrainConfig {
     c.experiment = "test".into();
     c.arm = precision.to_string();
     c.precision = precision;
-    c.p = 7;
+    c.modular_mut().expect("the modular task").p = 7;
     c.model.network = NetworkConfig::Mlp(MlpConfig {
         width: 64,
         depth: 2,
