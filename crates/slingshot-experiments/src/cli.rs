@@ -509,12 +509,11 @@ pub fn run_train_arms(
     let (root, results) = run_arms::<TrainArm>(out, arms, options)?;
     for (arm, result) in arms.iter().zip(&results) {
         let c = &arm.config;
-        crate::plot::draw(
+        crate::plot::draw_panels(
             &out.join(&arm.label).join("figure.png"),
             &format!("{}: {} ({})", c.experiment, c.arm, c.backend),
-            &series(std::slice::from_ref(result)),
-            panels,
             3,
+            &crate::plot::metric_panels(panels, &series(std::slice::from_ref(result))),
         )?;
     }
     Ok((root, results))

@@ -103,12 +103,11 @@ pub fn run_image_experiment<C: Parser>(
     let out = args.train.out_dir(experiment.name);
     let (root, results) = run_train_arms(&out, &arms, &args.train.options(), &experiment.panels)?;
     let figure = root.figure("figure.png");
-    plot::draw(
+    plot::draw_panels(
         &figure,
         experiment.name,
-        &series(&results),
-        &experiment.panels,
         3,
+        &plot::metric_panels(&experiment.panels, &series(&results)),
     )?;
     println!("wrote {}", figure.display());
     write_table(&root.root().join("table.csv"), &results)?;

@@ -2,8 +2,8 @@
 //!
 //! One API, [`draw_panels`], draws a grid of [`PlotPanel`]s under a title and one shared legend.
 //! Every line is clipped to its panel, legends sit outside the data, marked steps (loss spikes)
-//! are dashed vertical lines in the line's colour. [`draw`], [`draw_xy`] and
-//! [`draw_histograms`] are wrappers over it, kept for their callers.
+//! are dashed vertical lines in the line's colour. [`metric_panels`] (rows of `metrics.csv`),
+//! [`xy_panels`] (plain points) and [`histogram_plots`] make its panels.
 
 use std::error::Error;
 use std::path::Path;
@@ -630,11 +630,10 @@ fn draw_bar_panel(area: &Area<'_>, panel: &BarPanel, color: RGBColor) -> Drawn {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wrappers kept for their callers: the panels of `MetricsRow` runs, plain xy panels and
+// The panels of `MetricsRow` runs, plain xy panels and
 // histograms, each converted into `PlotPanel`s for `draw_panels`.
 
-/// One line of a figure: an arm's rows and its spike steps. Input of [`draw`], a wrapper over
-/// [`draw_panels`].
+/// One line of a figure: an arm's rows and its spike steps. Input of [`metric_panels`].
 #[derive(Debug, Clone, Copy)]
 pub struct Series<'a> {
     /// Legend label.
@@ -645,7 +644,7 @@ pub struct Series<'a> {
     pub spikes: &'a [u64],
 }
 
-/// A quantity drawn in one panel of [`draw`], a wrapper over [`draw_panels`];
+/// A quantity drawn in one panel of [`metric_panels`];
 /// [`Panel::line_panel`] converts it.
 #[derive(Debug, Clone, Copy)]
 pub struct Panel {
@@ -764,8 +763,7 @@ impl Panel {
 }
 
 /// The panels of Fig. 1 and Fig. 2(c): loss with spikes, collapsed fraction, `||mu_G||`,
-/// `cos(W_G, mu_G)`, mean correct-class logit, test accuracy. For [`draw`], a wrapper over
-/// [`draw_panels`].
+/// `cos(W_G, mu_G)`, mean correct-class logit, test accuracy. For [`metric_panels`].
 pub fn mechanism_panels() -> Vec<Panel> {
     vec![
         Panel::loss(),
@@ -779,7 +777,7 @@ pub fn mechanism_panels() -> Vec<Panel> {
 
 /// The panels of the image experiments: loss with spikes, the residual mass `epsilon` of
 /// Fig. 2(b), collapsed fraction, `||mu_G||`, the classifier norm of Fig. 3(b), accuracy. For
-/// [`draw`], a wrapper over [`draw_panels`].
+/// [`metric_panels`].
 pub fn image_panels() -> Vec<Panel> {
     vec![
         Panel::loss(),
@@ -791,24 +789,15 @@ pub fn image_panels() -> Vec<Panel> {
     ]
 }
 
-/// Draws `panels` of `series` in a grid of `columns` into the PNG `path`, one line per series.
-/// Wrapper over [`draw_panels`].
-pub fn draw(
-    path: &Path,
-    title: &str,
-    series: &[Series<'_>],
-    panels: &[Panel],
-    columns: usize,
-) -> Result<(), ExperimentError> {
-    let panels: Vec<PlotPanel> = panels
+/// `panels` of `series` (one line per series) as panels for [`draw_panels`].
+pub fn metric_panels(panels: &[Panel], series: &[Series<'_>]) -> Vec<PlotPanel> {
+    panels
         .iter()
         .map(|p| PlotPanel::Lines(p.line_panel(series)))
-        .collect();
-    draw_panels(path, title, columns, &panels)
+        .collect()
 }
 
-/// One line of [`draw_xy`] (a wrapper over [`draw_panels`]): a legend label and its `(x, y)`
-/// points.
+/// One line of an [`XyPanel`]: a legend label and its `(x, y)` points.
 #[derive(Debug, Clone)]
 pub struct XySeries<'a> {
     /// Legend label.
@@ -817,8 +806,7 @@ pub struct XySeries<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// One panel of [`draw_xy`], a wrapper over [`draw_panels`]; [`XyPanel::line_panel`] converts
-/// it.
+/// A panel of plain `(x, y)` lines; [`XyPanel::line_panel`] converts it.
 #[derive(Debug, Clone)]
 pub struct XyPanel<'a> {
     /// Panel title.
@@ -849,23 +837,15 @@ impl XyPanel<'_> {
     }
 }
 
-/// Draws panels of plain `(x, y)` lines in a grid of `columns` into the PNG `path`. Wrapper
-/// over [`draw_panels`].
-pub fn draw_xy(
-    path: &Path,
-    title: &str,
-    panels: &[XyPanel<'_>],
-    columns: usize,
-) -> Result<(), ExperimentError> {
-    let panels: Vec<PlotPanel> = panels
+/// Panels of plain `(x, y)` lines as panels for [`draw_panels`].
+pub fn xy_panels(panels: &[XyPanel<'_>]) -> Vec<PlotPanel> {
+    panels
         .iter()
         .map(|p| PlotPanel::Lines(p.line_panel()))
-        .collect();
-    draw_panels(path, title, columns, &panels)
+        .collect()
 }
 
-/// One panel of [`draw_histograms`] (a wrapper over [`draw_panels`]): a title and the values
-/// counted.
+/// One histogram panel: a title and the values counted.
 #[derive(Debug, Clone, Copy)]
 pub struct HistogramPanel<'a> {
     /// Panel title.
@@ -907,19 +887,13 @@ pub fn histogram_panels(panels: &[HistogramPanel<'_>], bins: usize) -> Vec<BarPa
     panels.iter().map(bar_panel).collect()
 }
 
-/// Histograms of signed values side by side (Fig. 2(a)), see [`histogram_panels`]. Wrapper
-/// over [`draw_panels`].
-pub fn draw_histograms(
-    path: &Path,
-    title: &str,
-    panels: &[HistogramPanel<'_>],
-    bins: usize,
-) -> Result<(), ExperimentError> {
-    let bars: Vec<PlotPanel> = histogram_panels(panels, bins)
+/// Histograms of signed values side by side (Fig. 2(a)), see [`histogram_panels`], as panels
+/// for [`draw_panels`].
+pub fn histogram_plots(panels: &[HistogramPanel<'_>], bins: usize) -> Vec<PlotPanel> {
+    histogram_panels(panels, bins)
         .into_iter()
         .map(PlotPanel::Bars)
-        .collect();
-    draw_panels(path, title, panels.len(), &bars)
+        .collect()
 }
 
 #[cfg(test)]
@@ -1264,7 +1238,13 @@ mod tests {
         ];
         let path = temp_dir("metrics").join("figure.png");
         let _ = std::fs::remove_file(&path);
-        draw(&path, "wild rows", &series, &mechanism_panels(), 3).unwrap();
+        draw_panels(
+            &path,
+            "wild rows",
+            3,
+            &metric_panels(&mechanism_panels(), &series),
+        )
+        .unwrap();
         assert_eq!(
             png_size(&path),
             (3 * PANEL_W, TITLE_H + LEGEND_ROW_H + 2 * PANEL_H)
@@ -1282,7 +1262,7 @@ mod tests {
             log_y: true,
             series,
         };
-        draw_xy(&dir.join("xy.png"), "xy", &[panel], 2).unwrap();
+        draw_panels(&dir.join("xy.png"), "xy", 2, &xy_panels(&[panel])).unwrap();
         assert_eq!(
             png_size(&dir.join("xy.png")),
             (PANEL_W, TITLE_H + LEGEND_ROW_H + PANEL_H)
@@ -1298,7 +1278,13 @@ mod tests {
                 values: &values[..2],
             },
         ];
-        draw_histograms(&dir.join("hist.png"), "histograms", &panels, 8).unwrap();
+        draw_panels(
+            &dir.join("hist.png"),
+            "histograms",
+            panels.len(),
+            &histogram_plots(&panels, 8),
+        )
+        .unwrap();
         assert_eq!(
             png_size(&dir.join("hist.png")),
             (2 * PANEL_W, TITLE_H + PANEL_H)

@@ -104,7 +104,13 @@ fn a_short_run_writes_every_output() {
         rows: &rows,
         spikes: &result.summary.spikes,
     }];
-    plot::draw(&figure, "test", &series, &plot::mechanism_panels(), 3).unwrap();
+    plot::draw_panels(
+        &figure,
+        "test",
+        3,
+        &plot::metric_panels(&plot::mechanism_panels(), &series),
+    )
+    .unwrap();
     let bytes = std::fs::read(&figure).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 10_000, "a drawn figure, not an empty canvas");

@@ -77,7 +77,7 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let (root, results) = run_train_arms(&out, &arms, &train.options(), &panels())?;
     let configs: Vec<_> = arms.iter().map(|a| a.config.clone()).collect();
     let figure = root.figure("figure.png");
-    plot::draw(
+    plot::draw_panels(
         &figure,
         &format!(
             "{EXPERIMENT}: width {}, p = {}, lr {:e}",
@@ -85,9 +85,8 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
             configs[0].classes(),
             configs[0].lr
         ),
-        &series(&results),
-        &panels(),
         2,
+        &plot::metric_panels(&panels(), &series(&results)),
     )?;
     print_table(&results);
     for (c, r) in configs.iter().zip(&results) {

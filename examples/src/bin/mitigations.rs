@@ -123,12 +123,11 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     };
     for (i, group) in groups.iter().enumerate() {
         let figure = root.figure(&format!("figure-{}.png", i + 1));
-        plot::draw(
+        plot::draw_panels(
             &figure,
             &format!("{EXPERIMENT} ({})", i + 1),
-            group,
-            &panels,
             3,
+            &plot::metric_panels(&panels, group),
         )?;
         println!("wrote {}", figure.display());
     }

@@ -66,16 +66,15 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
     let figure = root.figure("figure.png");
     let first = &arms[0].config;
-    plot::draw(
+    plot::draw_panels(
         &figure,
         &format!(
             "{EXPERIMENT}: p = {}, {} steps",
             first.classes(),
             first.steps
         ),
-        &series(&results),
-        &panels,
         3,
+        &plot::metric_panels(&panels, &series(&results)),
     )?;
     print_table(&results);
     println!("\nwrote {} and one directory per arm", figure.display());

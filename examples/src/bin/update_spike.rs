@@ -82,28 +82,30 @@ fn draw(result: &UpdateSpike, bins: usize) -> Result<[PathBuf; 2], ExperimentErr
         .map(|(title, values)| HistogramPanel { title, values })
         .collect();
     let histograms = result.root.figure("histograms.png");
-    plot::draw_histograms(
+    plot::draw_panels(
         &histograms,
         &format!("{EXPERIMENT}: classifier-weight updates around the first spike (f32)"),
-        &panels,
-        bins,
+        panels.len(),
+        &plot::histogram_plots(&panels, bins),
     )?;
     let window_rows = result.window_rows();
     let window_figure = result.root.figure("window.png");
-    plot::draw(
+    plot::draw_panels(
         &window_figure,
         &format!(
             "{EXPERIMENT}: steps {} to {}",
             result.recorded.start(),
             result.recorded.end()
         ),
-        &[Series {
-            label: "f32",
-            rows: &window_rows,
-            spikes: &result.window_run.summary.spikes,
-        }],
-        &window_panels(),
         2,
+        &plot::metric_panels(
+            &window_panels(),
+            &[Series {
+                label: "f32",
+                rows: &window_rows,
+                spikes: &result.window_run.summary.spikes,
+            }],
+        ),
     )?;
     Ok([histograms, window_figure])
 }

@@ -16,7 +16,7 @@ use crate::config::BackendKind;
 use crate::error::ExperimentError;
 use crate::metrics::write_json;
 use crate::output::RunDir;
-use crate::plot::{XyPanel, XySeries, draw_xy};
+use crate::plot::{XyPanel, XySeries, draw_panels, xy_panels};
 use crate::run::RunOptions;
 use crate::run::{Arm, ArmTask, run_arms};
 
@@ -229,11 +229,11 @@ pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
     let out = args.out_dir();
     let (root, results) = run_arms::<LmArmTask>(&out, &arms, &args.options())?;
     for (arm, result) in arms.iter().zip(&results) {
-        draw_xy(
+        draw_panels(
             &out.join(&arm.label).join("figure.png"),
             &format!("{EXPERIMENT}: {} ({})", arm.label, arm.config.backend),
-            &panels(std::slice::from_ref(result)),
             2,
+            &xy_panels(&panels(std::slice::from_ref(result))),
         )?;
     }
     let report = report(&results, skipped);
@@ -325,14 +325,14 @@ pub fn draw_figures(root: &Path, results: &[LmRunResult]) -> Result<(), Experime
         ("w-g-norm.png", 3, "||W_G|| by arm"),
     ];
     for (file, index, title) in names {
-        draw_xy(
+        draw_panels(
             &root.join(file),
             &format!("{EXPERIMENT}: {title}"),
-            std::slice::from_ref(&all[index]),
             1,
+            &xy_panels(std::slice::from_ref(&all[index])),
         )?;
     }
-    draw_xy(&root.join("figure.png"), EXPERIMENT, &all, 2)
+    draw_panels(&root.join("figure.png"), EXPERIMENT, 2, &xy_panels(&all))
 }
 
 /// The table `lm-collapse` prints.
