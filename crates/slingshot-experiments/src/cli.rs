@@ -371,7 +371,7 @@ impl CifarArgs {
 
 /// The outputs of a finished run, read back from its directory.
 pub fn read_result(dir: &RunDir) -> Result<RunResult, ExperimentError> {
-    let (rows, summary) = dir.read_outputs()?;
+    let (rows, summary) = crate::run::csv_log::read_outputs(dir)?;
     Ok(RunResult { summary, rows })
 }
 
@@ -562,13 +562,4 @@ pub fn print_table(results: &[RunResult]) {
     }
 }
 
-/// The process exit code of a binary's result, printing the error to stderr.
-pub fn exit_code(result: Result<(), ExperimentError>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
+pub use crate::error::exit_code;

@@ -79,3 +79,14 @@ pub enum ExperimentError {
     #[error(transparent)]
     Optim(#[from] slingshot_optim::OptimError),
 }
+
+/// The process exit code of a binary's result, printing the error to stderr.
+pub fn exit_code(result: Result<(), ExperimentError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

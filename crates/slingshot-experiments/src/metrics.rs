@@ -200,7 +200,7 @@ pub struct Summary {
 impl Summary {
     /// Writes `summary.json`, pretty-printed.
     pub fn write(&self, path: &Path) -> Result<(), ExperimentError> {
-        write_json(path, self)
+        crate::output::write_json(path, self)
     }
 }
 
@@ -210,17 +210,5 @@ pub(crate) fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, 
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// Writes any serializable value as pretty JSON, atomically: a temporary file, synced, then
-/// renamed over `path`, so that a kill leaves the old file or the new one.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExperimentError> {
-    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let text = serde_json::to_string_pretty(value).map_err(|e| err(&e))?;
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = File::create(&tmp).map_err(|e| err(&e))?;
-    std::io::Write::write_all(&mut file, (text + "\n").as_bytes()).map_err(|e| err(&e))?;
-    file.sync_all().map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))
-}
+/// Writes any serializable value as pretty JSON (see [`crate::output::write_json`]).
+pub use crate::output::write_json;

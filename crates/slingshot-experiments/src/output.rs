@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::error::ExperimentError;
 
@@ -70,21 +70,6 @@ impl RunDir {
     pub fn figure(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
-
-    /// A finished run's rows (`metrics.csv`) and summary (`summary.json`), of any task.
-    pub fn read_outputs<R: DeserializeOwned, S: DeserializeOwned>(
-        &self,
-    ) -> Result<(Vec<R>, S), ExperimentError> {
-        let rows = crate::run::csv_log::read_rows(&self.metrics())?;
-        let path = self.summary();
-        let unreadable = |reason: String| ExperimentError::Read {
-            path: path.clone(),
-            reason,
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| unreadable(e.to_string()))?;
-        let summary = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
-        Ok((rows, summary))
-    }
 }
 
 /// A progress bar over `steps`, hidden when `quiet` or when stdout is not a terminal.
@@ -101,4 +86,19 @@ pub fn progress_bar(steps: u64, quiet: bool, label: &str) -> ProgressBar {
     );
     bar.set_prefix(label.to_string());
     bar
+}
+
+/// Writes any serializable value as pretty JSON, atomically: a temporary file, synced, then
+/// renamed over `path`, so that a kill leaves the old file or the new one.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExperimentError> {
+    let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let text = serde_json::to_string_pretty(value).map_err(|e| err(&e))?;
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| err(&e))?;
+    std::io::Write::write_all(&mut file, (text + "\n").as_bytes()).map_err(|e| err(&e))?;
+    file.sync_all().map_err(|e| err(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(&e))
 }

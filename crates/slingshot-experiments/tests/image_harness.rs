@@ -125,12 +125,8 @@ fn a_minibatch_image_run_with_batch_norm_resumes_bit_for_bit() {
         checkpoint_every: Some(2),
         ..quiet()
     };
-    let whole = run(
-        &config,
-        &RunDir::create(&temp("bn-whole")).unwrap(),
-        &options,
-    )
-    .unwrap();
+    let whole_dir = RunDir::create(&temp("bn-whole")).unwrap();
+    let whole = run(&config, &whole_dir, &options).unwrap();
     let dir = RunDir::create(&temp("bn-killed")).unwrap();
     run(
         &config,
@@ -151,6 +147,8 @@ fn a_minibatch_image_run_with_batch_norm_resumes_bit_for_bit() {
     )
     .unwrap();
     assert_eq!(numbers(&resumed.rows), numbers(&whole.rows));
+    // The files too: metrics.csv and summary.json equal the uninterrupted run's but the clock.
+    common::same_files(whole_dir.root(), dir.root());
     assert_eq!(whole.summary.model, "vgg11-bn");
     assert_eq!(whole.summary.dataset.as_deref(), Some("synthetic"));
     let text = std::fs::read_to_string(dir.summary()).unwrap();

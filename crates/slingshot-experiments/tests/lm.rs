@@ -164,6 +164,9 @@ fn a_run_stopped_and_resumed_equals_an_uninterrupted_one() {
     let on_disk: Vec<LmRow> =
         slingshot_experiments::lm::metrics::read_rows(&dir.metrics()).unwrap();
     assert_eq!(numbers(&on_disk), numbers(&whole.rows));
+    let differences =
+        slingshot_experiments::run::compare::differing_outputs(&root.join("whole"), dir.root());
+    assert!(differences.is_empty(), "{differences:#?}");
 
     // Another configuration is refused.
     let other = LmConfig { seed: 1, ..config };

@@ -3,8 +3,8 @@
 //! ⊥Grad arms train and act where the paper says.
 
 use slingshot_experiments::mitigation::{
-    GdSwitch, KEYS, LabelSmoothing, Mitigation, Mitigations, OrthoGrad, StableMax, SwitchToGd,
-    ZeroSum, solo_arms,
+    GdSwitch, GradClip, KEYS, LabelSmoothing, Mitigation, Mitigations, OrthoGrad, StableMax,
+    SwitchToGd, ZeroSum, solo_arms,
 };
 use slingshot_experiments::{Precision, RunDir, RunOptions, TrainConfig, run};
 
@@ -107,4 +107,29 @@ fn stablemax_and_orthograd_keep_the_tiny_run_out_of_collapse() {
     assert!(collapsed(&baseline) > 0.3, "{}", collapsed(&baseline));
     assert!(collapsed(&stablemax) < collapsed(&baseline));
     assert!(collapsed(&orthograd) < collapsed(&baseline));
+}
+
+/// A mitigation added after the framework, in one file and one registry line: the clipped
+/// run's probe sees no gradient norm above the bound.
+#[test]
+fn grad_clip_bounds_the_gradient_the_optimizer_sees() {
+    assert_eq!(
+        Mitigation::from_flag("grad-clip=0.05"),
+        Ok(GradClip { max_norm: 0.05 }.into())
+    );
+    let clipped = tiny_with(
+        Mitigations::none().with(GradClip { max_norm: 0.05 }),
+        "clipped",
+    );
+    let norms: Vec<f64> = clipped.rows.iter().filter_map(|r| r.grad_norm).collect();
+    assert!(!norms.is_empty());
+    assert!(norms.iter().all(|&n| n <= 0.05 * (1.0 + 1e-5)), "{norms:?}");
+    let plain = tiny_with(Mitigations::none(), "unclipped");
+    assert!(
+        plain
+            .rows
+            .iter()
+            .filter_map(|r| r.grad_norm)
+            .any(|n| n > 0.05)
+    );
 }

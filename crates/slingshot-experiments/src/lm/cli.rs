@@ -259,7 +259,7 @@ pub fn main_run(args: &LmArgs) -> Result<(), ExperimentError> {
 
 /// An arm's outputs read back from its directory.
 pub fn read_arm(dir: &RunDir) -> Result<LmRunResult, ExperimentError> {
-    let (rows, summary) = dir.read_outputs()?;
+    let (rows, summary) = crate::run::csv_log::read_outputs(dir)?;
     Ok(LmRunResult { summary, rows })
 }
 

@@ -6,7 +6,7 @@
 //! | loss option | [`ZeroSum`], [`LabelSmoothing`], [`StableMax`] |
 //! | logit transform | [`LogitClamp`] |
 //! | loss term | [`MuLoss`] |
-//! | gradient transform | [`OrthoGrad`] |
+//! | gradient transform | [`OrthoGrad`], [`GradClip`] |
 //! | optimizer | [`SwitchToGd`] (Adam, then gradient descent) |
 //! | post-step projection | [`MeanRemoval`] |
 //!
@@ -15,6 +15,7 @@
 //! `config.json` as one key per mitigation (the keys of the first format keep their names).
 //! A new mitigation is one file implementing [`Transform`] and one line in `registry!` below.
 
+mod grad_clip;
 mod label_smoothing;
 mod logit_clamp;
 mod mean_removal;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use slingshot_loss::CollapseAwareCrossEntropyConfig;
 
+pub use grad_clip::GradClip;
 pub use label_smoothing::LabelSmoothing;
 pub use logit_clamp::LogitClamp;
 pub use mean_removal::MeanRemoval;
@@ -230,6 +232,7 @@ registry! {
     LogitClamp,
     MuLoss,
     OrthoGrad,
+    GradClip,
     SwitchToGd,
     MeanRemoval,
 }

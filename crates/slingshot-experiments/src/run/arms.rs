@@ -16,8 +16,7 @@ use super::checkpoint;
 use super::resume::{check_resumable, claim_fresh, differences};
 use super::train_loop::RunOptions;
 use crate::error::ExperimentError;
-use crate::metrics::write_json;
-use crate::output::RunDir;
+use crate::output::{RunDir, write_json};
 
 /// The hidden first argument that makes a binary run one arm.
 const CHILD_FLAG: &str = "--slingshot-arm";
@@ -301,7 +300,7 @@ pub fn child_entry<T: ArmTask>() -> Option<ExitCode> {
     if args.first().map(String::as_str) != Some(CHILD_FLAG) {
         return None;
     }
-    Some(crate::cli::exit_code(run_as_child::<T>(&args[1..])))
+    Some(crate::error::exit_code(run_as_child::<T>(&args[1..])))
 }
 
 fn run_as_child<T: ArmTask>(args: &[String]) -> Result<(), ExperimentError> {

@@ -119,7 +119,7 @@ pub fn save<S: Serialize>(
     if stop(SaveStage::PartsWritten) {
         return Ok(());
     }
-    crate::metrics::write_json(&tmp.join("state.json"), state)?;
+    crate::output::write_json(&tmp.join("state.json"), state)?;
     for entry in std::fs::read_dir(&tmp).map_err(|e| write_err(&tmp, e))? {
         sync(&entry.map_err(|e| write_err(&tmp, e))?.path())?;
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ExperimentError;
+use crate::output::RunDir;
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
     ExperimentError::Write {
@@ -104,4 +105,15 @@ pub fn read_prefix<T: DeserializeOwned>(path: &Path, n: usize) -> Result<Vec<T>,
         )));
     }
     Ok(rows)
+}
+
+/// A finished run's rows (`metrics.csv`) and summary (`summary.json`), of any task.
+pub fn read_outputs<R: DeserializeOwned, S: DeserializeOwned>(
+    dir: &RunDir,
+) -> Result<(Vec<R>, S), ExperimentError> {
+    let rows = read_rows(&dir.metrics())?;
+    let path = dir.summary();
+    let text = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+    let summary = serde_json::from_str(&text).map_err(|e| read_err(&path, e))?;
+    Ok((rows, summary))
 }

@@ -11,8 +11,7 @@ use super::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointState, SaveStage};
 use super::csv_log::{CsvLog, read_prefix};
 use super::resume::{check_resumable, claim_fresh};
 use crate::error::ExperimentError;
-use crate::metrics::write_json;
-use crate::output::{RunDir, progress_bar};
+use crate::output::{RunDir, progress_bar, write_json};
 
 /// How to run (not part of the numbers, so not in the config).
 #[derive(Debug, Clone, Default)]
