@@ -14,7 +14,6 @@ pub mod data;
 mod error;
 pub mod image_arms;
 pub mod lm;
-pub mod memory;
 pub mod metrics;
 pub mod mitigation;
 pub mod model;

@@ -1,5 +1,7 @@
 //! The configuration of one training run, as written to `config.json` and checked on resume.
 
+pub mod memory;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -420,7 +422,7 @@ impl TrainConfig {
             .map_err(ExperimentError::InvalidConfig)?;
         self.validate_sharpness()?;
         self.validate_data()?;
-        crate::memory::check(self).map_err(ExperimentError::InvalidConfig)?;
+        memory::check(self).map_err(ExperimentError::InvalidConfig)?;
         if self.grad_chunk == Some(0) {
             return Err(ExperimentError::InvalidConfig(
                 "grad-chunk must be at least 1 row".into(),
@@ -495,7 +497,7 @@ impl TrainConfig {
             TaskConfig::Modular(m) => crate::data::check_task(m.p, m.train_fraction)?,
         }
         if let BatchSize::Rows(rows) = self.batch {
-            let train = crate::memory::train_rows(self);
+            let train = memory::train_rows(self);
             if rows as u64 > train {
                 return bad(format!(
                     "--batch {rows} is larger than the training set ({train} rows): use --batch full, or at most {train}"

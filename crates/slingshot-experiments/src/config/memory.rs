@@ -2,9 +2,7 @@
 //! a configuration that cannot fit is refused with a message instead of aborting on an
 //! allocation (`--p 4093` asked for 549 GB of one-hot inputs).
 
-use crate::config::{
-    BackendKind, BatchSize, ModularTaskConfig, Precision, TaskConfig, TrainConfig,
-};
+use super::{BackendKind, BatchSize, ModularTaskConfig, Precision, TaskConfig, TrainConfig};
 use crate::model::{ModelKind, NetworkConfig};
 
 /// What a run needs at least, in bytes, and the largest part of it.
