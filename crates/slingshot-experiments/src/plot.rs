@@ -348,6 +348,15 @@ fn log_tick_label(exponent: f64, span: f64) -> String {
     } else {
         (1.0 - value.log10().floor()).max(0.0) as usize
     };
+    // Ticks about `span / 6` decades apart differ by `value ln 10 span / 6`: enough decimals
+    // that neighbours on a narrow axis do not print alike.
+    let step = value * std::f64::consts::LN_10 * span / 6.0;
+    let needed = (-step.log10().floor()).clamp(0.0, 6.0) as usize;
+    let decimals = if decade {
+        decimals
+    } else {
+        decimals.max(needed)
+    };
     format!("{value:.decimals$}")
 }
 
@@ -1026,6 +1035,13 @@ mod tests {
         assert_eq!(log_tick_label(-2.0, 1.5), "0.01");
         assert_eq!(log_tick_label(1.2, 1.5), "16");
         assert_eq!(log_tick_label(0.8, 1.5), "6.3");
+        // A narrow log axis (1.6 to 1.95) labels neighbouring ticks apart.
+        let span = (1.95f64 / 1.6).log10();
+        assert_eq!(log_tick_label(1.7f64.log10(), span), "1.70");
+        assert_ne!(
+            log_tick_label(1.7f64.log10(), span),
+            log_tick_label(1.75f64.log10(), span)
+        );
     }
 
     #[test]
