@@ -106,6 +106,23 @@ pub struct ModularTask {
     pub test: Vec<Example>,
 }
 
+/// The smallest `b` of a pair: 1 for division (no division by zero), 0 otherwise.
+fn first_b(op: Operation) -> usize {
+    usize::from(op == Operation::Div)
+}
+
+/// The number of pairs `(a, b)` of the task mod `p` under `op`.
+pub fn pair_count(p: usize, op: Operation) -> usize {
+    p * p.saturating_sub(first_b(op))
+}
+
+/// The training rows of `pairs` examples split at `train_fraction`: at least one in each
+/// split.
+pub fn train_count(pairs: usize, train_fraction: f64) -> usize {
+    let n = ((pairs as f64) * train_fraction).round() as usize;
+    n.clamp(1, pairs.saturating_sub(1).max(1))
+}
+
 /// Checks the modulus and the training share, before anything is built.
 pub fn check_task(p: usize, train_fraction: f64) -> Result<(), ExperimentError> {
     if !(3..=4093).contains(&p) || !is_prime(p as u64) {
@@ -131,7 +148,7 @@ impl ModularTask {
         seed: u64,
     ) -> Result<Self, ExperimentError> {
         check_task(p, train_fraction)?;
-        let b_start = usize::from(op == Operation::Div);
+        let b_start = first_b(op);
         let mut all: Vec<Example> = (0..p)
             .flat_map(|a| (b_start..p).map(move |b| (a, b)))
             .map(|(a, b)| Example {
@@ -140,8 +157,7 @@ impl ModularTask {
             })
             .collect();
         all.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let n_train = ((all.len() as f64) * train_fraction).round() as usize;
-        let test = all.split_off(n_train.clamp(1, all.len() - 1));
+        let test = all.split_off(train_count(all.len(), train_fraction));
         Ok(Self {
             p,
             op,

@@ -16,9 +16,7 @@ pub struct MemoryEstimate {
 
 /// The examples of the modular task: every pair `(a, b)` (`b != 0` for division).
 pub fn modular_pairs(task: &ModularTaskConfig) -> u64 {
-    let p = task.p as u64;
-    let b_start = u64::from(task.op == crate::data::Operation::Div);
-    p * p.saturating_sub(b_start)
+    crate::data::pair_count(task.p, task.op) as u64
 }
 
 /// Training rows: the modular task's share of the pairs, or the image subset.
@@ -26,9 +24,7 @@ pub fn train_rows(config: &TrainConfig) -> u64 {
     match &config.task {
         TaskConfig::Images(images) => images.train_size as u64,
         TaskConfig::Modular(m) => {
-            let all = modular_pairs(m);
-            let n = (all as f64 * m.train_fraction).round() as u64;
-            n.clamp(1, all.saturating_sub(1).max(1))
+            crate::data::train_count(crate::data::pair_count(m.p, m.op), m.train_fraction) as u64
         }
     }
 }
