@@ -17,10 +17,12 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Transaction;
 use burn::tensor::backend::AutodiffBackend;
+use burn_flex::Flex;
 use burn_ndarray::NdArray;
 use criterion::{Criterion, Throughput, criterion_group};
 use slingshot::loss::CollapseAwareCrossEntropyConfig;
 use slingshot::optim::ProbedAdamConfig;
+use slingshot_benches::burn_step;
 use slingshot_experiments::batches::TaskTensors;
 use slingshot_experiments::data::{ModularTask, Operation};
 use slingshot_experiments::model::{Model, ModelConfig};
@@ -53,10 +55,7 @@ where
         let ce = CrossEntropyLossConfig::new().init(&device);
         group.bench_function("burn", |b| {
             b.iter(|| {
-                let logits = model.forward(inputs.clone()).logits;
-                let loss = ce.forward(logits, labels.clone());
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = adam.step(LR, model.clone(), grads);
+                model = burn_step(model.clone(), &mut adam, &ce, (&inputs, &labels), LR);
                 sync(&model);
             })
         });
@@ -106,6 +105,10 @@ fn sync<B: AutodiffBackend>(model: &Model<B>) {
     std::hint::black_box(w.inner().slice([0..1, 0..1]).into_data());
 }
 
+fn flex(c: &mut Criterion) {
+    bench_backend::<Autodiff<Flex>>(c, "flex", Default::default());
+}
+
 fn ndarray(c: &mut Criterion) {
     bench_backend::<Autodiff<NdArray<f32>>>(c, "ndarray", Default::default());
 }
@@ -116,9 +119,9 @@ fn cuda(c: &mut Criterion) {
 }
 
 #[cfg(not(feature = "cuda"))]
-criterion_group!(benches, ndarray);
+criterion_group!(benches, flex, ndarray);
 #[cfg(feature = "cuda")]
-criterion_group!(benches, ndarray, cuda);
+criterion_group!(benches, flex, ndarray, cuda);
 
 fn main() {
     benches();

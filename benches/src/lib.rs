@@ -13,3 +13,24 @@ pub fn bench_logits(k: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor};
+use slingshot_experiments::model::{Inputs, Model};
+
+/// One step as a plain burn user writes it: the model, burn's cross-entropy, backward, and
+/// `optim`'s step at `lr` (the benches' `burn` arms).
+pub fn burn_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+    model: Model<B>,
+    optim: &mut O,
+    ce: &CrossEntropyLoss<B>,
+    (inputs, labels): (&Inputs<B>, &Tensor<B, 1, Int>),
+    lr: f64,
+) -> Model<B> {
+    let logits = model.forward(inputs.clone()).logits;
+    let loss = ce.forward(logits, labels.clone());
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    optim.step(lr, model, grads)
+}

@@ -104,7 +104,7 @@ fn run_on<B: AutodiffBackend>(
     dir: &RunDir,
     options: &RunOptions,
 ) -> Result<RunResult, ExperimentError> {
-    let mut task = ModularTraining::<B>::new(config, dir, options, &Default::default())?;
+    let mut task = ModularTraining::<B>::try_new(config, dir, options, &Default::default())?;
     let trained = train_loop(&mut task, dir, options)?;
     Ok(RunResult {
         summary: trained.summary,
@@ -157,8 +157,9 @@ pub struct ModularState {
     pub sharpness_vector: Option<Vec<f64>>,
 }
 
-/// The modular-arithmetic and image task, as the run layer trains it.
-struct ModularTraining<B: AutodiffBackend> {
+/// The modular-arithmetic and image task, as the run layer trains it. Public so that the
+/// benches time the harness's own step ([`Training::step`]), logged and not.
+pub struct ModularTraining<B: AutodiffBackend> {
     config: TrainConfig,
     dir: RunDir,
     data: TaskTensors<B>,
@@ -174,7 +175,9 @@ struct ModularTraining<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> ModularTraining<B> {
-    fn new(
+    /// The task of `config` on `device`, writing into `dir` only what `options` asks for
+    /// (the recorded updates); `config` must be valid ([`TrainConfig::validate`]).
+    pub fn try_new(
         config: &TrainConfig,
         dir: &RunDir,
         options: &RunOptions,
@@ -649,8 +652,13 @@ where
         .gather(1, before.labels.clone().reshape([n, 1]))
         .mean();
     let collapse = before.collapse;
-    let nfi = NfiDiagnostics::try_new(before.weight, before.bias, before.features, before.labels)?
-        .summary();
+    let nfi = NfiDiagnostics::try_new_inflation(
+        before.weight,
+        before.bias,
+        before.features,
+        before.labels,
+    )?
+    .summary();
     let scalars = Transaction::default()
         .register(before.loss)
         .register(correct)
@@ -666,11 +674,16 @@ where
     };
 
     let eval = model.valid();
-    let (_, train_acc) = evaluate(&eval, &data_inner(data, true), &losses.eval, config)?;
-    let (test_loss, test_acc) = evaluate(&eval, &data_inner(data, false), &losses.eval, config)?;
+    // The row has no training loss after the step: only the accuracy is computed there.
+    let (_, train_acc) = evaluate(&eval, &data_inner(data, true), None, config)?;
+    let (test_loss, test_acc) =
+        evaluate(&eval, &data_inner(data, false), Some(&losses.eval), config)?;
 
     let weight_id = model.classifier().weight.id;
-    let report = probe.and_then(|optim| optim.take_probe()).map(|p| p.read());
+    // The row logs the classifier's statistics and whole-model scalars: read only those.
+    let report = probe
+        .and_then(|optim| optim.take_probe())
+        .map(|p| p.read_params(&[weight_id]));
     let classifier = report.as_ref().and_then(|r| r.param(weight_id).cloned());
     Ok(MetricsRow {
         step,
@@ -695,8 +708,8 @@ where
             .as_ref()
             .map(|c| c.effective_lr.near_ceiling_fraction),
         update_mean: classifier.as_ref().map(|c| c.update.mean),
-        update_ratio: report.as_ref().and_then(|r| r.model.max_update_ratio),
-        grad_norm: report.as_ref().map(|r| r.model.grad_norm),
+        update_ratio: report.as_ref().and_then(|r| r.max_update_ratio),
+        grad_norm: report.as_ref().map(|r| r.grad_norm),
         classifier_grad_norm: classifier.as_ref().map(|c| c.grad_norm),
         sharpness: None,
         wall_seconds: 0.0,
@@ -717,12 +730,13 @@ fn data_inner<B: AutodiffBackend>(
     (inputs, split.labels.clone().inner())
 }
 
-/// Loss and accuracy of `model` on one split, read back together; in chunks of
-/// `config.grad_chunk` rows, so that evaluating 50,000 images fits where training does.
+/// Loss (NaN without `loss`) and accuracy of `model` on one split, read back together; in
+/// chunks of `config.grad_chunk` rows, so that evaluating 50,000 images fits where training
+/// does.
 fn evaluate<B: Backend>(
     model: &Model<B>,
     (inputs, labels): &(Inputs<B>, Tensor<B, 1, Int>),
-    loss: &CollapseAwareCrossEntropy<B>,
+    loss: Option<&CollapseAwareCrossEntropy<B>>,
     config: &TrainConfig,
 ) -> Result<(f64, f64), ExperimentError> {
     let n = labels.dims()[0];
@@ -741,15 +755,20 @@ fn evaluate<B: Backend>(
                 .int()
                 .sum(),
         );
-        let value = loss.try_forward(logits, chunk.labels.clone())?;
-        values.push(chunk.weigh(value));
+        if let Some(loss) = loss {
+            values.push(chunk.weigh(loss.try_forward(logits, chunk.labels.clone())?));
+        }
     }
-    let data = Transaction::default()
-        .register(Tensor::cat(values, 0).sum())
-        .register(Tensor::cat(counts, 0).sum())
-        .execute();
-    let value = data[0].iter::<f64>().next().unwrap_or(f64::NAN);
-    let correct: i64 = data[1].iter::<i64>().next().unwrap_or(0).elem();
+    let mut read = Transaction::default().register(Tensor::cat(counts, 0).sum());
+    if !values.is_empty() {
+        read = read.register(Tensor::cat(values, 0).sum());
+    }
+    let data = read.execute();
+    let correct: i64 = data[0].iter::<i64>().next().unwrap_or(0).elem();
+    let value = data
+        .get(1)
+        .and_then(|d| d.iter::<f64>().next())
+        .unwrap_or(f64::NAN);
     Ok((value, correct as f64 / n as f64))
 }
 

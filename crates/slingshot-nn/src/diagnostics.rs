@@ -54,6 +54,29 @@ impl<B: Backend> NfiDiagnostics<B> {
         features: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
     ) -> Result<Self, NnError> {
+        Self::build(weight, bias, features, labels, true)
+    }
+
+    /// The NFI values only (`||W_G||`, `||mu_G||`, their cosine, the weight norms and the
+    /// logits' mean and max), each the same bits as [`Self::try_new`]'s; `nc1`-`nc3` are NaN.
+    /// It skips the class means, Gram matrix and one-hot scatter, which a training loop that
+    /// logs inflation every few steps does not need.
+    pub fn try_new_inflation(
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+        features: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+    ) -> Result<Self, NnError> {
+        Self::build(weight, bias, features, labels, false)
+    }
+
+    fn build(
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+        features: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        neural_collapse: bool,
+    ) -> Result<Self, NnError> {
         let [d, k] = weight.dims();
         let [n, d_features] = features.dims();
         let [n_labels] = labels.dims();
@@ -90,51 +113,24 @@ impl<B: Backend> NfiDiagnostics<B> {
             logits = logits + b.reshape([1, k]);
         }
 
-        // Class means through a one-hot matrix built by an O(N) scatter.
-        let ones = Tensor::<B, 2>::full([n, 1], 1.0, (&device, dtype));
-        let onehot = Tensor::<B, 2>::zeros([n, k], (&device, dtype)).scatter(
-            1,
-            labels.reshape([n, 1]),
-            ones,
-            IndexingUpdateOp::Add,
-        );
-        let counts = onehot.clone().sum_dim(0).clamp_min(1.0); // [1, K]
-        let means = onehot.clone().transpose().matmul(features.clone()) / counts.transpose(); // [K, d]
-        let centered_means = means.clone() - mu_g; // [K, d]
-        let within = (features - onehot.matmul(means)).powi_scalar(2).sum() / n as f64;
-        let between = centered_means.clone().powi_scalar(2).sum() / k as f64;
-        let nc1 = within / between;
-
-        let gram = centered_means
-            .clone()
-            .matmul(centered_means.clone().transpose());
-        let etf = (Tensor::<B, 2>::eye(k, &device).cast(dtype) - 1.0 / k as f64)
-            / ((k - 1) as f64).sqrt();
-        let gram_norm = frob(gram.clone()).reshape([1, 1]);
-        let nc2 = frob(gram / gram_norm - etf);
-
         let w_star_norm = frob(w_star.clone());
-        let means_norm = frob(centered_means.clone()).reshape([1, 1]);
-        let nc3 = frob(
-            w_star.transpose() / w_star_norm.clone().reshape([1, 1]) - centered_means / means_norm,
-        );
-
-        let values = Tensor::cat(
-            vec![
-                w_g_norm,
-                mu_g_norm,
-                cos,
-                w_star_norm,
-                frob(weight),
-                logits.clone().mean(),
-                logits.max(),
-                nc1,
-                nc2,
-                nc3,
-            ],
-            0,
-        );
-        Ok(Self { values })
+        let inflation = vec![
+            w_g_norm,
+            mu_g_norm,
+            cos,
+            w_star_norm.clone(),
+            frob(weight),
+            logits.clone().mean(),
+            logits.max(),
+        ];
+        let nc = if neural_collapse {
+            neural_collapse_values(w_star, w_star_norm, features, mu_g, labels, k)
+        } else {
+            vec![Tensor::full([3], f64::NAN, (&device, dtype))]
+        };
+        Ok(Self {
+            values: Tensor::cat([inflation, nc].concat(), 0),
+        })
     }
 
     /// Reads all values back in one transfer.
@@ -159,4 +155,45 @@ impl<B: Backend> NfiDiagnostics<B> {
             nc3: v[9],
         }
     }
+}
+
+/// NC1-NC3 of [`NfiDiagnostics`], as three `[1]` tensors.
+fn neural_collapse_values<B: Backend>(
+    w_star: Tensor<B, 2>,
+    w_star_norm: Tensor<B, 1>,
+    features: Tensor<B, 2>,
+    mu_g: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    k: usize,
+) -> Vec<Tensor<B, 1>> {
+    let [n, _] = features.dims();
+    let device = features.device();
+    let dtype = features.dtype();
+    let frob = |t: Tensor<B, 2>| t.powi_scalar(2).sum().sqrt();
+    // Class means through a one-hot matrix built by an O(N) scatter.
+    let ones = Tensor::<B, 2>::full([n, 1], 1.0, (&device, dtype));
+    let onehot = Tensor::<B, 2>::zeros([n, k], (&device, dtype)).scatter(
+        1,
+        labels.reshape([n, 1]),
+        ones,
+        IndexingUpdateOp::Add,
+    );
+    let counts = onehot.clone().sum_dim(0).clamp_min(1.0); // [1, K]
+    let means = onehot.clone().transpose().matmul(features.clone()) / counts.transpose(); // [K, d]
+    let centered_means = means.clone() - mu_g; // [K, d]
+    let within = (features - onehot.matmul(means)).powi_scalar(2).sum() / n as f64;
+    let between = centered_means.clone().powi_scalar(2).sum() / k as f64;
+    let nc1 = within / between;
+
+    let gram = centered_means
+        .clone()
+        .matmul(centered_means.clone().transpose());
+    let etf =
+        (Tensor::<B, 2>::eye(k, &device).cast(dtype) - 1.0 / k as f64) / ((k - 1) as f64).sqrt();
+    let gram_norm = frob(gram.clone()).reshape([1, 1]);
+    let nc2 = frob(gram / gram_norm - etf);
+
+    let means_norm = frob(centered_means.clone()).reshape([1, 1]);
+    let nc3 = frob(w_star.transpose() / w_star_norm.reshape([1, 1]) - centered_means / means_norm);
+    vec![nc1, nc2, nc3]
 }

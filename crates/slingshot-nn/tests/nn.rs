@@ -346,6 +346,30 @@ proptest! {
             let rel = if i == 7 { 1e-3 } else { 1e-4 };
             prop_assert!((g - w).abs() <= rel * w.abs() + 1e-5, "value {}: {} vs {}", i, g, w);
         }
+
+        // The inflation-only values are the same bits, with NaN for NC1-NC3; with a bias too.
+        let bias: Vec<f32> = (0..k).map(|_| next()).collect();
+        let device = Default::default();
+        let build = |inflation: bool| {
+            let args = (
+                tensor2::<B>(&weight, [d, k]),
+                Some(Tensor::<B, 1>::from_data(TensorData::new(bias.clone(), [k]), &device)),
+                tensor2::<B>(&features, [n, d]),
+                Tensor::<B, 1, Int>::from_data(TensorData::new(labels.clone(), [n]), &device),
+            );
+            let nfi = if inflation {
+                NfiDiagnostics::try_new_inflation(args.0, args.1, args.2, args.3)
+            } else {
+                NfiDiagnostics::try_new(args.0, args.1, args.2, args.3)
+            };
+            nfi.unwrap().values.into_data().to_vec::<f32>().unwrap()
+        };
+        let (full, inflation) = (build(false), build(true));
+        prop_assert_eq!(inflation.len(), 10);
+        for i in 0..7 {
+            prop_assert_eq!(inflation[i].to_bits(), full[i].to_bits(), "value {}", i);
+        }
+        prop_assert!(inflation[7..].iter().all(|v| v.is_nan()));
     }
 }
 

@@ -48,7 +48,7 @@ pub use orthograd::{OrthoGrad, orthogonalize, orthogonalize_grads};
 pub use probe::AdamProbe;
 pub use probed_adam::ProbedAdam;
 pub use record::{ProbedAdamParamRecord, ProbedAdamRecord};
-pub use report::{AdamProbeReport, ModelProbe, ParamProbe};
+pub use report::{AdamProbeReport, ModelProbe, ParamProbe, SelectedProbeReport};
 pub use spike::{SpikeDetector, SpikeDetectorConfig, SpikeEvent, SpikeKind};
 pub use stats::{EffectiveLrStats, UpdateStats};
 pub use switch::SwitchOptimizer;

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use burn::module::ParamId;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, Transaction};
+use burn::tensor::{Tensor, TensorData, Transaction};
 
 use crate::adam_rule::{AdamRule, Moments};
 use crate::erased::ErasedTensor;
 use crate::histogram::LogBins;
-use crate::report::{AdamProbeReport, ModelProbe, ParamProbe};
+use crate::report::{AdamProbeReport, ModelProbe, ParamProbe, SelectedProbeReport};
 use crate::stats::{EffectiveLrStats, HostAdam, UpdateStats};
 
 /// What the probe keeps of one parameter tensor's latest step, all on the device.
@@ -182,10 +182,26 @@ struct ParamSlots {
     grad_sq_sum: usize,
 }
 
+/// Indices of the whole-model scalars in the transaction.
+struct ModelSlots {
+    sum: usize,
+    prev_sum: Option<usize>,
+    max_ratio: Option<usize>,
+}
+
 /// Collects rank-1 tensors for one device read.
 struct Reads<B: Backend> {
     transaction: Transaction<B>,
     count: usize,
+}
+
+impl<B: Backend> Default for Reads<B> {
+    fn default() -> Self {
+        Self {
+            transaction: Transaction::default(),
+            count: 0,
+        }
+    }
 }
 
 impl<B: Backend> Reads<B> {
@@ -197,7 +213,7 @@ impl<B: Backend> Reads<B> {
     }
 }
 
-fn scalar(data: &burn::tensor::TensorData) -> f64 {
+fn scalar(data: &TensorData) -> f64 {
     data.iter::<f64>().next().unwrap_or(f64::NAN)
 }
 
@@ -221,72 +237,103 @@ impl<B: Backend> AdamProbe<B> {
         self.rule.delta(state.lr, &moments).abs()
     }
 
+    /// Registers one parameter's tensors for the read.
+    fn param_slots(&self, reads: &mut Reads<B>, s: &ParamProbeState<B>) -> ParamSlots {
+        ParamSlots {
+            moment_2: reads.add(s.moment_2.clone().flat()),
+            update_abs: reads.add(self.update_abs(s)),
+            update_abs_sum: reads.add(s.update_abs_sum.clone()),
+            prev_update_abs_sum: s.prev_update_abs_sum.clone().map(|t| reads.add(t)),
+            grad_sq_sum: reads.add(s.grad_sq_sum.clone()),
+        }
+    }
+
+    /// Registers the whole-model scalars for the read.
+    fn model_slots(&self, reads: &mut Reads<B>) -> ModelSlots {
+        ModelSlots {
+            sum: reads.add(self.current.update_abs_sum.clone()),
+            prev_sum: self
+                .previous
+                .as_ref()
+                .map(|p| reads.add(p.update_abs_sum.clone())),
+            max_ratio: self.max_ratio.clone().map(|t| reads.add(t)),
+        }
+    }
+
+    fn host(&self, lr: f64) -> HostAdam {
+        HostAdam {
+            lr,
+            beta_2: self.rule.beta_2 as f64,
+            epsilon: self.rule.epsilon as f64,
+        }
+    }
+
+    /// One parameter's statistics and gradient sum of squares from the read `data`; its
+    /// effective learning rates are appended to `lrs` (and reordered there). `None` for an
+    /// empty tensor.
+    fn param_probe(
+        &self,
+        (id, state): &(ParamId, ParamProbeState<B>),
+        slot: &ParamSlots,
+        data: &[TensorData],
+        lrs: &mut Vec<f64>,
+    ) -> Option<(ParamProbe, f64)> {
+        let host = self.host(state.lr);
+        let start = lrs.len();
+        lrs.extend(host.effective_lrs(data[slot.moment_2].iter::<f64>(), state.time));
+        let updates: Vec<f64> = data[slot.update_abs].iter::<f64>().collect();
+        let effective_lr = EffectiveLrStats::from_values(&mut lrs[start..], host.ceiling())?;
+        let update = UpdateStats::from_values(&updates, &self.bins)?;
+        let grad_sq = scalar(&data[slot.grad_sq_sum]);
+        let now = scalar(&data[slot.update_abs_sum]);
+        let probe = ParamProbe {
+            id: *id,
+            shape: state.moment_2.dims().to_vec(),
+            time: state.time,
+            effective_lr,
+            update,
+            update_ratio: slot
+                .prev_update_abs_sum
+                .map(|i| ratio(now, scalar(&data[i]))),
+            grad_norm: grad_sq.sqrt(),
+        };
+        Some((probe, grad_sq))
+    }
+
+    /// The whole-model mean `|update|` ratio to the previous step and its running maximum.
+    fn model_ratios(&self, slots: &ModelSlots, data: &[TensorData]) -> (Option<f64>, Option<f64>) {
+        let update_ratio = slots.prev_sum.zip(self.previous.as_ref()).map(|(i, p)| {
+            let now = scalar(&data[slots.sum]) / self.current.numel as f64;
+            ratio(now, scalar(&data[i]) / p.numel as f64)
+        });
+        (update_ratio, slots.max_ratio.map(|i| scalar(&data[i])))
+    }
+
     /// Recomputes `|lr * update|` on the device, reads it and `v` back in one transaction, and
     /// computes the statistics on the host in f64. Costs a few passes and a transfer of two
     /// values per parameter, and `O(n)` host work: call it when logging, not every step.
     pub fn read(&self) -> AdamProbeReport {
-        let mut reads = Reads {
-            transaction: Transaction::default(),
-            count: 0,
-        };
+        let mut reads = Reads::default();
         let slots: Vec<ParamSlots> = self
             .params
             .iter()
-            .map(|(_, s)| ParamSlots {
-                moment_2: reads.add(s.moment_2.clone().flat()),
-                update_abs: reads.add(self.update_abs(s)),
-                update_abs_sum: reads.add(s.update_abs_sum.clone()),
-                prev_update_abs_sum: s.prev_update_abs_sum.clone().map(|t| reads.add(t)),
-                grad_sq_sum: reads.add(s.grad_sq_sum.clone()),
-            })
+            .map(|(_, s)| self.param_slots(&mut reads, s))
             .collect();
-        let model_sum = reads.add(self.current.update_abs_sum.clone());
-        let prev_model_sum = self
-            .previous
-            .as_ref()
-            .map(|p| reads.add(p.update_abs_sum.clone()));
-        let max_ratio = self.max_ratio.clone().map(|t| reads.add(t));
+        let model_slots = self.model_slots(&mut reads);
         let data = reads.transaction.execute();
 
-        let host = |lr| HostAdam {
-            lr,
-            beta_2: self.rule.beta_2 as f64,
-            epsilon: self.rule.epsilon as f64,
-        };
-        let ceiling = host(self.lr).ceiling();
         let mut all_lrs = Vec::with_capacity(self.current.numel);
         let mut grad_sq_total = 0.0;
         let mut params = Vec::with_capacity(self.params.len());
-        for ((id, state), slot) in self.params.iter().zip(&slots) {
-            let start = all_lrs.len();
-            all_lrs.extend(
-                host(state.lr).effective_lrs(data[slot.moment_2].iter::<f64>(), state.time),
-            );
-            let mut lrs = all_lrs[start..].to_vec();
-            let updates: Vec<f64> = data[slot.update_abs].iter::<f64>().collect();
-            let (Some(effective_lr), Some(update)) = (
-                EffectiveLrStats::from_values(&mut lrs, host(state.lr).ceiling()),
-                UpdateStats::from_values(&updates, &self.bins),
-            ) else {
-                continue;
-            };
-            let grad_sq = scalar(&data[slot.grad_sq_sum]);
-            grad_sq_total += grad_sq;
-            let now = scalar(&data[slot.update_abs_sum]);
-            params.push(ParamProbe {
-                id: *id,
-                shape: state.moment_2.dims().to_vec(),
-                time: state.time,
-                effective_lr,
-                update,
-                update_ratio: slot
-                    .prev_update_abs_sum
-                    .map(|i| ratio(now, scalar(&data[i]))),
-                grad_norm: grad_sq.sqrt(),
-            });
+        for (param, slot) in self.params.iter().zip(&slots) {
+            if let Some((probe, grad_sq)) = self.param_probe(param, slot, &data, &mut all_lrs) {
+                grad_sq_total += grad_sq;
+                params.push(probe);
+            }
         }
 
         let numel = all_lrs.len();
+        let ceiling = self.host(self.lr).ceiling();
         // Each tensor's statistics exist (they are skipped when empty), so the pooled ones do
         // whenever there is a tensor at all; NaN marks a model without entries.
         let update = UpdateStats::pool(params.iter().map(|p| (&p.update, p.effective_lr.count)))
@@ -304,15 +351,13 @@ impl<B: Backend> AdamProbe<B> {
                 near_ceiling_fraction: f64::NAN,
                 count: 0,
             });
+        let (update_ratio, max_update_ratio) = self.model_ratios(&model_slots, &data);
         let model = ModelProbe {
             numel,
             effective_lr,
             update,
-            update_ratio: prev_model_sum.zip(self.previous.as_ref()).map(|(i, p)| {
-                let now = scalar(&data[model_sum]) / self.current.numel as f64;
-                ratio(now, scalar(&data[i]) / p.numel as f64)
-            }),
-            max_update_ratio: max_ratio.map(|i| scalar(&data[i])),
+            update_ratio,
+            max_update_ratio,
             grad_norm: grad_sq_total.sqrt(),
         };
         AdamProbeReport {
@@ -320,6 +365,49 @@ impl<B: Backend> AdamProbe<B> {
             lr: self.lr,
             params,
             model,
+        }
+    }
+
+    /// The statistics of the tensors `ids` only, with the whole-model values that need no pass
+    /// over the entries (gradient norm, update ratios): each equal to what [`Self::read`]
+    /// reports, at `O(n)` host work in those tensors' entries rather than the model's. The
+    /// harness reads the classifier this way on every logged step.
+    pub fn read_params(&self, ids: &[ParamId]) -> SelectedProbeReport {
+        let mut reads = Reads::default();
+        let chosen: Vec<(&(ParamId, ParamProbeState<B>), ParamSlots)> = self
+            .params
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|p| (p, self.param_slots(&mut reads, &p.1)))
+            .collect();
+        // Every tensor's gradient sum of squares: a scalar each.
+        let grad_sq: Vec<usize> = self
+            .params
+            .iter()
+            .map(|(_, s)| reads.add(s.grad_sq_sum.clone()))
+            .collect();
+        let model_slots = self.model_slots(&mut reads);
+        let data = reads.transaction.execute();
+
+        let mut lrs = Vec::new();
+        let params = chosen
+            .iter()
+            .filter_map(|(param, slot)| {
+                lrs.clear();
+                self.param_probe(param, slot, &data, &mut lrs)
+                    .map(|(probe, _)| probe)
+            })
+            .collect();
+        // Empty tensors add an exact 0, so this is `read`'s sum over the non-empty ones.
+        let grad_sq_total: f64 = grad_sq.iter().fold(0.0, |acc, &i| acc + scalar(&data[i]));
+        let (update_ratio, max_update_ratio) = self.model_ratios(&model_slots, &data);
+        SelectedProbeReport {
+            step: self.step,
+            lr: self.lr,
+            params,
+            update_ratio,
+            max_update_ratio,
+            grad_norm: grad_sq_total.sqrt(),
         }
     }
 }

@@ -62,3 +62,29 @@ impl AdamProbeReport {
         self.params.iter().find(|p| p.id == id)
     }
 }
+
+/// What [`crate::AdamProbe::read_params`] returns: the chosen tensors' statistics and the
+/// whole-model values that need no pass over the entries, each equal to
+/// [`AdamProbeReport`]'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectedProbeReport {
+    /// Optimizer steps taken with the probe on.
+    pub step: u64,
+    /// The learning rate of the latest step.
+    pub lr: f64,
+    /// One entry per chosen (and non-empty) parameter tensor, in module order.
+    pub params: Vec<ParamProbe>,
+    /// As [`ModelProbe::update_ratio`].
+    pub update_ratio: Option<f64>,
+    /// As [`ModelProbe::max_update_ratio`].
+    pub max_update_ratio: Option<f64>,
+    /// As [`ModelProbe::grad_norm`]: the L2 norm of the whole gradient.
+    pub grad_norm: f64,
+}
+
+impl SelectedProbeReport {
+    /// The entry of parameter `id`.
+    pub fn param(&self, id: ParamId) -> Option<&ParamProbe> {
+        self.params.iter().find(|p| p.id == id)
+    }
+}

@@ -244,6 +244,32 @@ fn histogram_counts_every_entry_of_the_mlp_once() {
     assert_eq!(report.step, 3);
 }
 
+/// `read_params` reads only the chosen tensors, with exactly `read`'s values: the same
+/// statistics for each chosen tensor, and the same whole-model gradient norm and update ratios.
+#[test]
+fn read_params_equals_read_for_the_chosen_tensors() {
+    let mut optim = probed(true);
+    let mut model = mlp(5);
+    for round in 0..3 {
+        model = train(model, &mut optim, round * 2, 2);
+        let probe = optim.probe().unwrap();
+        let full = probe.read();
+        let all = ids(&model);
+        for chosen in [vec![all[0]], vec![all[1], all[3]], all.clone(), vec![]] {
+            let part = probe.read_params(&chosen);
+            assert_eq!((part.step, part.lr), (full.step, full.lr));
+            assert_eq!(part.params.len(), chosen.len());
+            for id in &chosen {
+                assert_eq!(part.param(*id), full.param(*id));
+            }
+            assert_eq!(part.grad_norm.to_bits(), full.model.grad_norm.to_bits());
+            assert_eq!(part.update_ratio, full.model.update_ratio);
+            assert_eq!(part.max_update_ratio, full.model.max_update_ratio);
+        }
+        assert!(full.model.update_ratio.is_some() && full.model.max_update_ratio.is_some());
+    }
+}
+
 /// §4.1: 200 steps of gradient 3e-9, then 1.19e-7. Adam's update at that step is what the
 /// numerics crate estimates (with bias correction at step 201); f32 state against the f64
 /// estimate agrees to 1e-5 relative.
