@@ -98,7 +98,6 @@ impl<B: Backend> NfiDiagnostics<B> {
         }
         let device = features.device();
         let dtype = features.dtype();
-        let frob = |t: Tensor<B, 2>| t.powi_scalar(2).sum().sqrt();
 
         let w_g = weight.clone().mean_dim(1); // [d, 1]
         let mu_g = features.clone().mean_dim(0); // [1, d]
@@ -169,7 +168,6 @@ fn neural_collapse_values<B: Backend>(
     let [n, _] = features.dims();
     let device = features.device();
     let dtype = features.dtype();
-    let frob = |t: Tensor<B, 2>| t.powi_scalar(2).sum().sqrt();
     // Class means through a one-hot matrix built by an O(N) scatter.
     let ones = Tensor::<B, 2>::full([n, 1], 1.0, (&device, dtype));
     let onehot = Tensor::<B, 2>::zeros([n, k], (&device, dtype)).scatter(
@@ -196,4 +194,9 @@ fn neural_collapse_values<B: Backend>(
     let means_norm = frob(centered_means.clone()).reshape([1, 1]);
     let nc3 = frob(w_star.transpose() / w_star_norm.reshape([1, 1]) - centered_means / means_norm);
     vec![nc1, nc2, nc3]
+}
+
+/// The Frobenius norm of `t`, as a `[1]` tensor.
+fn frob<B: Backend>(t: Tensor<B, 2>) -> Tensor<B, 1> {
+    t.powi_scalar(2).sum().sqrt()
 }
