@@ -183,24 +183,32 @@ fn eos_vs_slingshot_measures_sharpness_in_both_precisions() {
         assert!(config.contains("\"width\": 20"), "Fig. 5's width: {config}");
         let rows = std::fs::read_to_string(out.join(arm).join("metrics.csv")).unwrap();
         let header: Vec<&str> = rows.lines().next().unwrap().split(',').collect();
-        let col = header.iter().position(|h| *h == "sharpness").unwrap();
-        let measured: Vec<&str> = rows
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(col).unwrap())
-            .collect();
-        // Steps 10, 20, 30, 40: measured at 20 and 40 only, finite and positive.
-        assert!(
-            measured[0].is_empty() && measured[2].is_empty(),
-            "{measured:?}"
-        );
-        for v in [measured[1], measured[3]] {
-            let v: f64 = v.parse().unwrap();
-            assert!(v.is_finite() && v > 0.0, "{measured:?}");
+        let column = |name: &str| -> Vec<String> {
+            let col = header.iter().position(|h| *h == name).unwrap();
+            rows.lines()
+                .skip(1)
+                .map(|l| l.split(',').nth(col).unwrap().to_string())
+                .collect()
+        };
+        // Steps 10, 20, 30, 40: measured at 20 and 40 only, finite and positive, the raw and
+        // Adam's preconditioned sharpness (the top of its spectrum) both.
+        for measured in [column("sharpness"), column("preconditioned_sharpness")] {
+            assert!(
+                measured[0].is_empty() && measured[2].is_empty(),
+                "{measured:?}"
+            );
+            for v in [&measured[1], &measured[3]] {
+                let v: f64 = v.parse().unwrap();
+                assert!(v.is_finite() && v > 0.0, "{measured:?}");
+            }
         }
     }
     assert!(out.join("figure.png").is_file());
-    assert!(String::from_utf8_lossy(&status.stdout).contains("lambda_max"));
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        stdout.contains("lambda_max") && stdout.contains("P^-1 H"),
+        "{stdout}"
+    );
 }
 
 #[test]

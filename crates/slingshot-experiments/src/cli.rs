@@ -27,6 +27,12 @@ pub enum Preset {
     /// App. D Table 2 exactly: division mod 97, the 6-layer MLP of width 512, Adam lr 1e-3,
     /// 10 warm-up steps, betas 0.9/0.999, eps 1e-8, batch 512, 100k steps.
     Paper,
+    /// Addition mod 113 with a 2-layer MLP of width 200 and no classifier bias, full batch,
+    /// Adam lr 5e-4, beta2 0.99, eps 1e-25, 8,000 steps: collapse in f32 and in the f64
+    /// loss, spikes below the old detector floor, and zero-sum projection generalizing
+    /// (issue 17, §5 and §6). Modular task only.
+    #[value(name = "add-mod-113")]
+    AddMod113,
 }
 
 /// The flags of one training run; unset flags keep the preset's value.
@@ -44,6 +50,10 @@ pub struct TrainArgs {
     /// Operation: add, sub, mul or div.
     #[arg(long)]
     pub op: Option<Operation>,
+    /// Fraction of the pairs in the training split (Prieto et al. use 0.4 to 0.7; the
+    /// presets 0.5).
+    #[arg(long, allow_hyphen_values = true)]
+    pub train_fraction: Option<f64>,
     /// Optimizer steps.
     #[arg(long, allow_hyphen_values = true)]
     pub steps: Option<u64>,
@@ -65,6 +75,9 @@ pub struct TrainArgs {
     /// Adam's epsilon.
     #[arg(long, allow_hyphen_values = true)]
     pub eps: Option<f64>,
+    /// Decoupled weight decay (AdamW; 0: Adam, the presets' value).
+    #[arg(long, allow_hyphen_values = true)]
+    pub weight_decay: Option<f64>,
     /// MLP hidden width.
     #[arg(long, allow_hyphen_values = true)]
     pub width: Option<usize>,
@@ -156,6 +169,7 @@ impl TrainArgs {
         let base = match self.preset {
             Preset::Paper => TrainConfig::paper(),
             Preset::Demo => TrainConfig::demo(),
+            Preset::AddMod113 => TrainConfig::add_mod_113(),
         };
         self.apply(base, experiment, arm)
     }
@@ -166,6 +180,8 @@ impl TrainArgs {
         c.experiment = experiment.into();
         c.arm = arm.into();
         c.precision = self.precision.unwrap_or(Precision::F32);
+        // Loss jumps are judged against the resolution of the format the loss computes in.
+        c.spikes.loss_resolution = c.precision.loss_format().epsilon();
         c.backend = self.backend;
         // Another network starts from its paper sizes; the same one keeps the preset's.
         if let Some(kind) = self.model
@@ -181,10 +197,11 @@ impl TrainArgs {
         set!(
             steps => c.steps, batch => c.batch, lr => c.lr,
             warmup => c.warmup, beta1 => c.beta1, beta2 => c.beta2, eps => c.eps,
+            weight_decay => c.weight_decay,
             seed => c.seed, log_every => c.log_every, head_norm => c.model.head.head_norm,
         );
         if let Some(task) = c.modular_mut() {
-            set!(p => task.p, op => task.op);
+            set!(p => task.p, op => task.op, train_fraction => task.train_fraction);
         }
         // Each size flag sets its network's size and leaves the other networks alone.
         match &mut c.model.network {
@@ -527,6 +544,7 @@ pub fn series(results: &[RunResult]) -> Vec<crate::plot::Series<'_>> {
             label: &r.summary.arm,
             rows: &r.rows,
             spikes: &r.summary.spikes,
+            nfi_events: &r.summary.nfi_events,
         })
         .collect()
 }

@@ -52,7 +52,8 @@ pub struct ImageExperiment {
 /// [`TrainConfig::cifar_demo`] or [`TrainConfig::cifar_paper`].
 pub fn cifar_preset(kind: ModelKind, preset: Preset) -> TrainConfig {
     match preset {
-        Preset::Demo => TrainConfig::cifar_demo(kind),
+        // `run_image_experiment` refuses the modular-only preset before this is reached.
+        Preset::Demo | Preset::AddMod113 => TrainConfig::cifar_demo(kind),
         Preset::Paper => TrainConfig::cifar_paper(kind),
     }
 }
@@ -93,6 +94,12 @@ pub fn run_image_experiment<C: Parser>(
     experiment: &ImageExperiment,
 ) -> Result<Vec<RunResult>, ExperimentError> {
     let args = common(cli);
+    if args.train.preset == Preset::AddMod113 {
+        return Err(ExperimentError::InvalidConfig(
+            "--preset add-mod-113 is for the modular task; the image experiments take demo or paper"
+                .into(),
+        ));
+    }
     if args.arms.print_list(&experiment.arms) {
         return Ok(Vec::new());
     }

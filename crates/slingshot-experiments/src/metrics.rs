@@ -62,6 +62,10 @@ pub struct MetricsRow {
     /// Largest Hessian eigenvalue of the training loss, where measured (Fig. 5).
     #[serde(default)]
     pub sharpness: Option<f64>,
+    /// Largest eigenvalue of Adam's preconditioned Hessian `P^-1 H`, measured with
+    /// `sharpness` while Adam steps: its edge of stability is 38/lr at beta1 = 0.9.
+    #[serde(default)]
+    pub preconditioned_sharpness: Option<f64>,
     /// Seconds since the run started (resumed runs continue the count).
     pub wall_seconds: f64,
 }
@@ -163,6 +167,10 @@ pub struct Summary {
     pub spikes: Vec<u64>,
     /// `spikes.len()`.
     pub n_spikes: usize,
+    /// Steps where an NFI event starts: `||mu_G||` or `||W_G||` doubled within 500 steps
+    /// while rows were collapsed (`SpikeKind::Nfi`), with or without a loss spike.
+    #[serde(default)]
+    pub nfi_events: Vec<u64>,
     /// First logged step with a collapsed fraction of at least 0.5.
     pub first_sc_step: Option<u64>,
     /// Largest collapsed fraction logged.
@@ -195,6 +203,37 @@ pub struct Summary {
     /// or null.
     #[serde(default)]
     pub diverged_at: Option<u64>,
+    /// Where rows collapsed, by margin, over every logged row (`margins.csv` has the bins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_margins: Option<CollapseMargins>,
+}
+
+/// The margins at which a run's rows collapsed: what App. A.3.3's thresholds predict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollapseMargins {
+    /// The first logged step with a collapsed row.
+    pub first_collapse_step: Option<u64>,
+    /// The smallest margin among that step's collapsed rows.
+    pub first_collapse_margin: Option<f64>,
+    /// The smallest margin of any collapsed row in the run.
+    pub min_collapsed_margin: Option<f64>,
+    /// The largest margin of any row that did not collapse although its label led.
+    pub max_uncollapsed_margin: Option<f64>,
+    /// The lowest margin bin (0.25 wide) in which at least half the rows collapsed.
+    pub half_collapsed_margin: Option<f64>,
+}
+
+impl CollapseMargins {
+    /// The margins of a run's histogram.
+    pub fn of(h: &crate::margins::MarginHistogram) -> Self {
+        Self {
+            first_collapse_step: h.first_collapse.map(|(s, _)| s),
+            first_collapse_margin: h.first_collapse.map(|(_, m)| m),
+            min_collapsed_margin: h.min_collapsed_margin,
+            max_uncollapsed_margin: h.max_uncollapsed_margin,
+            half_collapsed_margin: h.half_collapsed_margin(),
+        }
+    }
 }
 
 impl Summary {

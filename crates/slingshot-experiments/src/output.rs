@@ -91,14 +91,22 @@ pub fn progress_bar(steps: u64, quiet: bool, label: &str) -> ProgressBar {
 /// Writes any serializable value as pretty JSON, atomically: a temporary file, synced, then
 /// renamed over `path`, so that a kill leaves the old file or the new one.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExperimentError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ExperimentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, (text + "\n").as_bytes())
+}
+
+/// Writes `bytes` atomically: a temporary file, synced, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
     let err = |e: &dyn std::fmt::Display| ExperimentError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let text = serde_json::to_string_pretty(value).map_err(|e| err(&e))?;
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| err(&e))?;
-    std::io::Write::write_all(&mut file, (text + "\n").as_bytes()).map_err(|e| err(&e))?;
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| err(&e))?;
     file.sync_all().map_err(|e| err(&e))?;
     std::fs::rename(&tmp, path).map_err(|e| err(&e))
 }

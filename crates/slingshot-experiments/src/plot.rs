@@ -53,6 +53,7 @@ const Y_LABELS_W: u32 = 64;
 const LINE_WIDTH: u32 = 2;
 const LINE_DASH: (f64, f64) = (7.0, 5.0);
 const MARKER_DASH: (f64, f64) = (6.0, 4.0);
+const MARKER_DOT: (f64, f64) = (2.0, 5.0);
 
 const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -86,6 +87,8 @@ pub struct Line {
     pub dashed: bool,
     /// x positions marked by dashed vertical lines in the line's colour (e.g. spike steps).
     pub markers: Vec<f64>,
+    /// x positions marked by dotted vertical lines in the line's colour (NFI events).
+    pub dotted_markers: Vec<f64>,
 }
 
 /// A panel of lines.
@@ -386,9 +389,11 @@ fn draw_lines(chart: &Chart<'_, '_>, panel: &LinePanel, (x, y): Range2, layout: 
     // Markers first, so that the data lines stay on top of them.
     for line in &panel.lines {
         let style = layout.color(&line.label).stroke_width(LINE_WIDTH);
-        for &m in line.markers.iter().filter(|m| (x.0..=x.1).contains(*m)) {
+        let marks = (line.markers.iter().map(|&m| (m, MARKER_DASH)))
+            .chain(line.dotted_markers.iter().map(|&m| (m, MARKER_DOT)));
+        for (m, dash) in marks.filter(|(m, _)| (x.0..=x.1).contains(m)) {
             let ends = [axis((m, y.0)), axis((m, y.1))];
-            stroke(chart, &ends, style, Some(MARKER_DASH))?;
+            stroke(chart, &ends, style, Some(dash))?;
         }
     }
     for line in &panel.lines {
@@ -649,8 +654,10 @@ pub struct Series<'a> {
     pub label: &'a str,
     /// Logged rows.
     pub rows: &'a [MetricsRow],
-    /// Steps where loss spikes start (marked on the panels that mark spikes).
+    /// Steps where loss spikes start (dashed on the panels that mark spikes).
     pub spikes: &'a [u64],
+    /// Steps where NFI events start (dotted on the same panels).
+    pub nfi_events: &'a [u64],
 }
 
 /// A quantity drawn in one panel of [`metric_panels`];
@@ -744,12 +751,16 @@ impl Panel {
         };
         let mut lines = Vec::new();
         for s in series {
-            let markers = if self.mark_spikes { s.spikes } else { &[] };
+            let marks = |steps: &[u64]| -> Vec<f64> {
+                let steps = if self.mark_spikes { steps } else { &[] };
+                steps.iter().map(|&step| step as f64).collect()
+            };
             lines.push(Line {
                 label: s.label.to_string(),
                 points: points(s, self.value),
                 dashed: false,
-                markers: markers.iter().map(|&step| step as f64).collect(),
+                markers: marks(s.spikes),
+                dotted_markers: marks(s.nfi_events),
             });
             if let Some(value) = self.dashed {
                 let points = points(s, value);
@@ -757,7 +768,7 @@ impl Panel {
                     label: s.label.to_string(),
                     points,
                     dashed: true,
-                    markers: Vec::new(),
+                    ..Line::default()
                 });
             }
         }
@@ -1183,6 +1194,7 @@ mod tests {
             grad_norm: None,
             classifier_grad_norm: None,
             sharpness: step.is_multiple_of(50).then_some(s),
+            preconditioned_sharpness: None,
             wall_seconds: s,
         }
     }
@@ -1209,6 +1221,7 @@ mod tests {
             label: "f32",
             rows: &rows,
             spikes: &[61],
+            nfi_events: &[40],
         }];
         // Rows without the quantity are skipped, not turned into gaps.
         let sharpness = Panel::log("sharpness", |r| r.sharpness).line_panel(&series);
@@ -1218,6 +1231,7 @@ mod tests {
         let dashed: Vec<bool> = accuracy.lines.iter().map(|l| l.dashed).collect();
         assert_eq!(dashed, vec![false, true]);
         assert_eq!(accuracy.lines[0].markers, vec![61.0]);
+        assert_eq!(accuracy.lines[0].dotted_markers, vec![40.0]);
         assert_eq!(accuracy.y_range, Some((0.0, 1.0)));
         // A NaN stays in the points, where it breaks the drawn line.
         let fraction = Panel::collapsed_fraction().line_panel(&series);
@@ -1245,11 +1259,13 @@ mod tests {
                 label: "f32",
                 rows: &a,
                 spikes: &[61, 151],
+                nfi_events: &[45],
             },
             Series {
                 label: "f64",
                 rows: &b,
                 spikes: &[],
+                nfi_events: &[],
             },
         ];
         let path = temp_dir("metrics").join("figure.png");

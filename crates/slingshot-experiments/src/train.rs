@@ -12,19 +12,24 @@ use burn::tensor::{DType, ElementConversion, Int, Tensor, Transaction};
 use burn_flex::Flex;
 use burn_ndarray::NdArray;
 use serde::{Deserialize, Serialize};
-use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig, LossPrecision};
+use slingshot_loss::{CollapseAwareCrossEntropy, CollapseAwareCrossEntropyConfig};
 use slingshot_nn::NfiDiagnostics;
-use slingshot_optim::{ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer};
+use slingshot_optim::{
+    NfiObservation, ProbedAdam, ProbedAdamConfig, SpikeDetector, SwitchOptimizer,
+};
 
 use crate::batches::TaskTensors;
 use crate::config::{BackendKind, Precision, TaskConfig, TrainConfig};
 use crate::data::ModularTask;
 use crate::error::ExperimentError;
-use crate::metrics::{MetricsRow, Summary, UPDATES_FILE, UpdatesWriter};
+use crate::margins::MarginHistogram;
+use crate::metrics::{CollapseMargins, MetricsRow, Summary, UPDATES_FILE, UpdatesWriter};
 use crate::model::{InputSpec, Inputs, Model};
 use crate::output::RunDir;
 use crate::run::{RunOptions, Training, checkpoint, train_loop};
-use crate::sharpness::{Start, top_hessian_eigenvalue};
+use crate::sharpness::{
+    Start, adam_inverse_preconditioner, top_hessian_eigenvalue, top_preconditioned_eigenvalue,
+};
 
 /// Adam (probed) until §4.2's switch, plain gradient descent after it.
 type Optim<B> = SwitchOptimizer<
@@ -71,19 +76,18 @@ pub fn run(
         ));
     }
     match (config.backend, config.precision) {
-        (BackendKind::Ndarray, Precision::F32 | Precision::F64Loss) => {
-            run_on::<Autodiff<NdArray<f32>>>(config, dir, options)
-        }
         (BackendKind::Ndarray, Precision::F64) => {
             run_on::<Autodiff<NdArray<f64>>>(config, dir, options)
         }
-        #[cfg(feature = "cuda")]
-        (BackendKind::Cuda, Precision::F32 | Precision::F64Loss) => {
-            run_on::<Autodiff<burn_cuda::Cuda<f32, i32>>>(config, dir, options)
-        }
+        // The 16-bit models are refused off flex by `validate`.
+        (BackendKind::Ndarray, _) => run_on::<Autodiff<NdArray<f32>>>(config, dir, options),
         #[cfg(feature = "cuda")]
         (BackendKind::Cuda, Precision::F64) => {
             run_on::<Autodiff<burn_cuda::Cuda<f64, i32>>>(config, dir, options)
+        }
+        #[cfg(feature = "cuda")]
+        (BackendKind::Cuda, _) => {
+            run_on::<Autodiff<burn_cuda::Cuda<f32, i32>>>(config, dir, options)
         }
         #[cfg(not(feature = "cuda"))]
         (BackendKind::Cuda, _) => unreachable!("validate() refuses cuda without the feature"),
@@ -131,10 +135,7 @@ struct Losses<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Losses<B> {
     fn new(config: &TrainConfig, device: &B::Device) -> Result<Self, ExperimentError> {
-        let precision = match config.precision {
-            Precision::F64Loss => LossPrecision::F64,
-            Precision::F32 | Precision::F64 => LossPrecision::Native,
-        };
+        let precision = config.precision.loss_precision();
         let base = config
             .mitigations
             .loss(CollapseAwareCrossEntropyConfig::new().with_precision(precision));
@@ -155,6 +156,12 @@ pub struct ModularState {
     /// The last sharpness estimate's eigenvector, where the next estimate starts.
     #[serde(default)]
     pub sharpness_vector: Option<Vec<f64>>,
+    /// The same for the preconditioned sharpness.
+    #[serde(default)]
+    pub preconditioned_vector: Option<Vec<f64>>,
+    /// The logged rows so far, binned by margin (empty in checkpoints from before it).
+    #[serde(default)]
+    pub margins: MarginHistogram,
 }
 
 /// The modular-arithmetic and image task, as the run layer trains it. Public so that the
@@ -171,6 +178,8 @@ pub struct ModularTraining<B: AutodiffBackend> {
     record_updates: Option<std::ops::RangeInclusive<u64>>,
     updates: Option<UpdatesWriter>,
     sharpness_vector: Option<Vec<f64>>,
+    preconditioned_vector: Option<Vec<f64>>,
+    margins: MarginHistogram,
     device: B::Device,
 }
 
@@ -183,10 +192,10 @@ impl<B: AutodiffBackend> ModularTraining<B> {
         options: &RunOptions,
         device: &B::Device,
     ) -> Result<Self, ExperimentError> {
-        let float = match config.precision {
-            Precision::F64 => DType::F64,
-            Precision::F32 | Precision::F64Loss => <B::FloatElem as burn::tensor::Element>::dtype(),
-        };
+        let float = config
+            .precision
+            .model_dtype()
+            .unwrap_or(<B::FloatElem as burn::tensor::Element>::dtype());
         claim_float_dtype::<B::InnerBackend>(device, float)?;
         let (data, input, classes) = task_data::<B>(config, device)?;
         let model: Model<B> = init_model(&config.model, input, classes, config.seed, device);
@@ -194,6 +203,7 @@ impl<B: AutodiffBackend> ModularTraining<B> {
             .with_beta_1(config.beta1 as f32)
             .with_beta_2(config.beta2 as f32)
             .with_epsilon(config.eps as f32)
+            .with_weight_decay(config.weight_decay as f32)
             .try_init()?;
         Ok(Self {
             config: config.clone(),
@@ -206,6 +216,8 @@ impl<B: AutodiffBackend> ModularTraining<B> {
             record_updates: options.record_updates.clone(),
             updates: None,
             sharpness_vector: None,
+            preconditioned_vector: None,
+            margins: MarginHistogram::default(),
             device: device.clone(),
         })
     }
@@ -222,6 +234,7 @@ impl<B: AutodiffBackend> ModularTraining<B> {
         taken: u64,
         before: PreStep<B::InnerBackend>,
     ) -> Result<MetricsRow, ExperimentError> {
+        let before_rows = before.rows.clone();
         if let Some(range) = &self.record_updates
             && range.contains(&taken)
         {
@@ -255,39 +268,60 @@ impl<B: AutodiffBackend> ModularTraining<B> {
             .sharpness_every
             .is_some_and(|every| taken.is_multiple_of(every))
         {
-            row.sharpness = Some(self.sharpness());
+            row.sharpness = Some(self.sharpness(false));
+            // Adam's preconditioner is stale once gradient descent has taken over.
+            if !self.optim.is_switched() {
+                row.preconditioned_sharpness = Some(self.sharpness(true));
+            }
         }
-        self.detector.observe_loss(taken, row.loss);
+        self.margins
+            .observe(taken, &before_rows.margins, &before_rows.collapsed);
+        observe(&mut self.detector, &row);
         Ok(row)
     }
 
-    /// The largest Hessian eigenvalue of the training loss, continuing the last estimate.
-    fn sharpness(&mut self) -> f64 {
+    /// The largest eigenvalue of the training loss's Hessian, or of Adam's preconditioned
+    /// Hessian `P^-1 H` (`preconditioned`), continuing that quantity's last estimate.
+    fn sharpness(&mut self, preconditioned: bool) -> f64 {
         let config = &self.config;
         let (inputs, labels) = (
             self.data.train.inputs.clone(),
             self.data.train.labels.clone(),
         );
         let hessian = &self.losses.hessian;
-        let estimate = top_hessian_eigenvalue(
-            self.model
-                .as_ref()
-                .expect("the model is back after every step"),
-            |m: &Model<B>| {
-                let logits = config.mitigations.logits(m.forward(inputs.clone()).logits);
-                hessian
-                    .try_forward(logits, labels.clone())
-                    .expect("the harness's own labels are valid")
-            },
-            SHARPNESS_ITERATIONS,
-            None,
-            match &self.sharpness_vector {
-                Some(v) => Start::Vector(v, config.seed),
-                None => Start::Seed(config.seed),
-            },
-        );
-        self.sharpness_vector = Some(estimate.vector);
-        estimate.eigenvalue
+        let loss = |m: &Model<B>| {
+            let logits = config.logits(m.forward(inputs.clone()).logits);
+            hessian
+                .try_forward(logits, labels.clone())
+                .expect("the harness's own labels are valid")
+        };
+        let model = self
+            .model
+            .as_ref()
+            .expect("the model is back after every step");
+        let last = if preconditioned {
+            &self.preconditioned_vector
+        } else {
+            &self.sharpness_vector
+        };
+        let start = match last {
+            Some(v) => Start::Vector(v, config.seed),
+            None => Start::Seed(config.seed),
+        };
+        let estimate = if preconditioned {
+            let record = burn::optim::Optimizer::to_record(self.optim.first_mut());
+            let inverse = adam_inverse_preconditioner(&record, config.beta2, config.eps);
+            top_preconditioned_eigenvalue(model, loss, &inverse, SHARPNESS_ITERATIONS, None, start)
+        } else {
+            top_hessian_eigenvalue(model, loss, SHARPNESS_ITERATIONS, None, start)
+        };
+        let eigenvalue = estimate.eigenvalue;
+        if preconditioned {
+            self.preconditioned_vector = Some(estimate.vector);
+        } else {
+            self.sharpness_vector = Some(estimate.vector);
+        }
+        eigenvalue
     }
 }
 
@@ -420,24 +454,45 @@ impl<B: AutodiffBackend> Training for ModularTraining<B> {
     fn state(&mut self) -> ModularState {
         ModularState {
             sharpness_vector: self.sharpness_vector.clone(),
+            preconditioned_vector: self.preconditioned_vector.clone(),
+            margins: self.margins.clone(),
         }
     }
 
     fn restore(&mut self, state: ModularState, rows: &[MetricsRow]) -> Result<(), ExperimentError> {
         for row in rows {
-            self.detector.observe_loss(row.step, row.loss);
+            observe(&mut self.detector, row);
         }
         self.sharpness_vector = state.sharpness_vector;
+        self.preconditioned_vector = state.preconditioned_vector;
+        self.margins = state.margins;
         Ok(())
     }
 
     fn summary(&mut self, rows: &[MetricsRow], steps: u64, wall_seconds: f64) -> Summary {
-        summarize(&self.config, rows, &self.detector, steps, wall_seconds)
+        let mut summary = summarize(&self.config, rows, &self.detector, steps, wall_seconds);
+        summary.collapse_margins = Some(CollapseMargins::of(&self.margins));
+        summary
     }
 
     fn write_outputs(&self, dir: &RunDir, summary: &Summary) -> Result<(), ExperimentError> {
+        self.margins.write_csv(&dir.root().join(MARGINS_FILE))?;
         summary.write(&dir.summary())
     }
+}
+
+/// The per-row collapse record every modular and image run writes beside `metrics.csv`.
+pub const MARGINS_FILE: &str = "margins.csv";
+
+/// Feeds a logged row to the spike detector: its loss, and its norms for NFI events.
+fn observe(detector: &mut SpikeDetector, row: &MetricsRow) {
+    detector.observe_loss(row.step, row.loss);
+    let nfi = NfiObservation {
+        mu_g_norm: row.mu_g_norm,
+        w_g_norm: row.w_g_norm,
+        collapsed_fraction: row.collapsed_fraction,
+    };
+    detector.observe_nfi(row.step, nfi);
 }
 
 /// The model `run` trains: `config`'s network for `input` and `classes`, its parameters drawn
@@ -559,9 +614,10 @@ where
     let mut accumulator = GradientsAccumulator::<Model<B>>::new();
     let mut single = None;
     let mut parts = Vec::new();
+    let mut rows = RowCollapse::default();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut out = model.forward(chunk.inputs.clone());
-        out.logits = config.mitigations.logits(out.logits);
+        out.logits = config.logits(out.logits);
         // Statistics only on logged steps: the loss alone otherwise.
         let (ce_loss, stats) = if log {
             let ce = loss_fn.try_forward_with_stats(out.logits.clone(), chunk.labels.clone())?;
@@ -578,6 +634,8 @@ where
         let grads = GradientsParams::from_grads(loss.backward(), model);
         if let Some(stats) = stats {
             let collapse = stats.summary();
+            rows.margins.extend(stats.margins::<f64>());
+            rows.collapsed.extend(stats.collapsed_rows());
             parts.push((
                 weighted.inner(),
                 (collapse, chunk.rows),
@@ -616,6 +674,7 @@ where
             labels: labels.inner(),
             weight: model.classifier().weight.val().inner(),
             bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
+            rows,
         }),
     ))
 }
@@ -629,6 +688,15 @@ struct PreStep<B: Backend> {
     labels: Tensor<B, 1, Int>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
+    /// Every row's margin and whether it collapsed, read back for [`MarginHistogram`].
+    rows: RowCollapse,
+}
+
+/// Per-row margins and collapse flags of a logged batch, on the host.
+#[derive(Debug, Clone, Default)]
+struct RowCollapse {
+    margins: Vec<f64>,
+    collapsed: Vec<bool>,
 }
 
 /// Reads one step's measurements back: the batch's loss, collapse statistics and NFI
@@ -712,6 +780,7 @@ where
         grad_norm: report.as_ref().map(|r| r.grad_norm),
         classifier_grad_norm: classifier.as_ref().map(|c| c.grad_norm),
         sharpness: None,
+        preconditioned_sharpness: None,
         wall_seconds: 0.0,
     })
 }
@@ -743,9 +812,7 @@ fn evaluate<B: Backend>(
     let mut values = Vec::new();
     let mut counts = Vec::new();
     for chunk in chunks(config, inputs, labels) {
-        let logits = config
-            .mitigations
-            .logits(model.forward(chunk.inputs.clone()).logits);
+        let logits = config.logits(model.forward(chunk.inputs.clone()).logits);
         counts.push(
             logits
                 .clone()
@@ -794,6 +861,7 @@ pub fn summarize(
         steps,
         n_spikes: spikes.len(),
         spikes,
+        nfi_events: detector.nfi_event_steps(),
         first_sc_step: rows
             .iter()
             .find(|r| r.collapsed_fraction >= 0.5)
@@ -813,6 +881,7 @@ pub fn summarize(
         },
         switched_to_gd_at: switch_step(config, rows),
         diverged_at: rows.iter().find(|r| is_diverged(r)).map(|r| r.step),
+        collapse_margins: None,
     }
 }
 

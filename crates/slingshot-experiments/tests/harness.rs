@@ -103,6 +103,7 @@ fn a_short_run_writes_every_output() {
         label: "f32",
         rows: &rows,
         spikes: &result.summary.spikes,
+        nfi_events: &result.summary.nfi_events,
     }];
     plot::draw_panels(
         &figure,

@@ -35,6 +35,7 @@ fn row(step: u64, loss: f64, mu_g_norm: f64, classifier_grad_norm: Option<f64>) 
         grad_norm: None,
         classifier_grad_norm,
         sharpness: None,
+        preconditioned_sharpness: None,
         wall_seconds: 0.0,
     }
 }

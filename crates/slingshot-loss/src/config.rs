@@ -24,6 +24,30 @@ pub enum LossPrecision {
     BF16,
     /// IEEE half: native where the backend supports it, else emulated (ndarray).
     F16,
+    /// OCP FP8 E4M3 ("E4M3FN": 3 mantissa bits, largest finite 448, no infinities), always
+    /// emulated in f32 storage: no burn backend computes in it. A logit above 448 in
+    /// magnitude, or any other overflow, is NaN, as in the format.
+    E4M3,
+    /// OCP FP8 E5M2 (2 mantissa bits, largest finite 57344, IEEE infinities), always
+    /// emulated in f32 storage.
+    E5M2,
+}
+
+impl LossPrecision {
+    /// The format the loss rounds to when it is not the logits' own dtype (`None` for
+    /// [`LossPrecision::Native`]).
+    pub fn format(self) -> Option<slingshot_numerics::FloatFormat> {
+        use slingshot_numerics::FloatFormat;
+        match self {
+            LossPrecision::Native => None,
+            LossPrecision::F32 => Some(FloatFormat::F32),
+            LossPrecision::F64 => Some(FloatFormat::F64),
+            LossPrecision::BF16 => Some(FloatFormat::BF16),
+            LossPrecision::F16 => Some(FloatFormat::F16),
+            LossPrecision::E4M3 => Some(FloatFormat::E4M3),
+            LossPrecision::E5M2 => Some(FloatFormat::E5M2),
+        }
+    }
 }
 
 /// How logits become probabilities.

@@ -66,7 +66,9 @@ pub(crate) fn fused_compute_dtype(plan: &LossPlan, logits: DType) -> Option<DTyp
         LossPrecision::Native => matches!(logits, DType::F32 | DType::F64).then_some(logits),
         LossPrecision::F32 => Some(DType::F32),
         LossPrecision::F64 => Some(DType::F64),
-        LossPrecision::BF16 | LossPrecision::F16 => None,
+        LossPrecision::BF16 | LossPrecision::F16 | LossPrecision::E4M3 | LossPrecision::E5M2 => {
+            None
+        }
     }
 }
 

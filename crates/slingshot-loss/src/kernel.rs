@@ -204,8 +204,9 @@ pub(crate) fn resolve<B: Backend>(
             ))
         }
     };
-    let low = |d: DType, f: FloatDType, format: FloatFormat| {
-        if device_has::<B>(device, d) {
+    // A narrow format: native where the device has its dtype (fp8 has none), else emulated.
+    let low = |native: Option<(DType, FloatDType)>, format: FloatFormat| {
+        if let Some((_, f)) = native.filter(|&(d, _)| device_has::<B>(device, d)) {
             Ok((f, Rounding::Native))
         } else if device_has::<B>(device, DType::F32) {
             Ok((FloatDType::F32, Rounding::Emulated(format)))
@@ -249,8 +250,10 @@ pub(crate) fn resolve<B: Backend>(
             "use LossPrecision::F32, or a backend whose device has f64 (ndarray, flex, candle with \
              an f64 model, cuda; under burn's fusion, enable slingshot's `cuda`/`wgpu` feature)",
         ),
-        LossPrecision::BF16 => low(DType::BF16, FloatDType::BF16, FloatFormat::BF16),
-        LossPrecision::F16 => low(DType::F16, FloatDType::F16, FloatFormat::F16),
+        LossPrecision::BF16 => low(Some((DType::BF16, FloatDType::BF16)), FloatFormat::BF16),
+        LossPrecision::F16 => low(Some((DType::F16, FloatDType::F16)), FloatFormat::F16),
+        LossPrecision::E4M3 => low(None, FloatFormat::E4M3),
+        LossPrecision::E5M2 => low(None, FloatFormat::E5M2),
     }
 }
 
@@ -290,7 +293,7 @@ impl<B: Backend> RowWeights<B> {
         let row_weight = class_weights
             .as_ref()
             .map(|w| w.clone().gather(0, targets.clone()));
-        let divisor = row_weight.clone().map(|w| r.total(w));
+        let divisor = row_weight.clone().map(|w| r.apply(r.batch_total(w)));
         let scale = match (row_weight, keep.clone()) {
             (Some(w), Some(k)) => Some(w.reshape([n, 1]) * k),
             (Some(w), None) => Some(w.reshape([n, 1])),
@@ -491,10 +494,12 @@ fn reduce_loss<B: Backend>(
 ) -> (Tensor<B, 1>, Tensor<B, 1>, Option<Tensor<B, 2>>) {
     let [n, k] = norm.lp.dims();
     let a = plan.smoothing;
+    // Row sums round every partial (the absorption lives there); the batch reduction rounds
+    // once (`Rounding::batch_total`).
     let reduce = |rows: Tensor<B, 1>| match (plan.reduction, &weights.divisor) {
-        (LossReduction::Mean, Some(w)) => r.apply(r.total(rows) / w.clone()),
-        (LossReduction::Mean, None) => r.apply(r.total(rows) / n as f64),
-        (LossReduction::Sum, _) => r.total(rows),
+        (LossReduction::Mean, Some(w)) => r.apply(r.batch_total(rows) / w.clone()),
+        (LossReduction::Mean, None) => r.apply(r.batch_total(rows) / n as f64),
+        (LossReduction::Sum, _) => r.apply(r.batch_total(rows)),
         (LossReduction::None, _) => rows,
     };
     let nll = norm.lp.clone().gather(1, index.clone()).neg().reshape([n]);

@@ -6,7 +6,8 @@
 //! * burn's `pad_tokens`, class `weights` and label `smoothing`, with burn's names and types;
 //! * a **precision policy** ([`LossPrecision`]): the logits' own dtype, f32, f64 for the loss
 //!   only (Fig. 1(a)'s "float64 loss"), or bf16/f16, native where the backend has the dtype
-//!   and emulated by rounding every intermediate where it does not (ndarray);
+//!   and emulated by rounding every intermediate where it does not (ndarray), or FP8
+//!   (E4M3, E5M2), always emulated;
 //! * **zero-sum projection** of each row's logit gradient (§4.1), z-loss, and Prieto et al.'s
 //!   **StableMax**;
 //! * [`CollapseStats`] computed on the device in the same pass: per-row collapse mask, margin,

@@ -61,6 +61,17 @@ impl Rounding {
         let [n] = x.dims();
         self.row_sum(x.reshape([1, n])).reshape([1])
     }
+
+    /// The sum over a batch's rows, not yet rounded: native, or (emulated) accumulated in f32
+    /// storage, for the caller to round once after dividing. PyTorch's reductions over half
+    /// types accumulate in f32 the same way; rounding every partial would overflow FP8 at a
+    /// few hundred rows (E4M3's largest value is 448) although the mean is small.
+    pub(crate) fn batch_total<B: Backend>(self, x: Tensor<B, 1>) -> Tensor<B, 1> {
+        match self {
+            Rounding::Native => self.total(x),
+            Rounding::Emulated(_) => x.sum(),
+        }
+    }
 }
 
 fn host_values<B: Backend, const D: usize>(x: Tensor<B, D>) -> Vec<f32> {

@@ -91,6 +91,14 @@ proptest! {
         assert_matches_simulator(LossPrecision::F16, FloatFormat::F16, &b)?;
     }
 
+    /// FP8 in the loss: the batches' logits stay below E4M3's largest finite value (448), so
+    /// every row is a value of the simulator, loss and every gradient entry bit for bit.
+    #[test]
+    fn emulated_e4m3_and_e5m2_are_the_simulated_formats_bit_for_bit(b in batches()) {
+        assert_matches_simulator(LossPrecision::E4M3, FloatFormat::E4M3, &b)?;
+        assert_matches_simulator(LossPrecision::E5M2, FloatFormat::E5M2, &b)?;
+    }
+
     /// f32 results within bounds derived from the operation sequence against an f64
     /// reference. The log-probability `lp_k = fl(s_k - ln S)` carries an absolute error of at
     /// most `u (|s_k| + |ln S| + |lp_k| + K + 4)`: the shift rounds `s_k` (`u |s_k|`); `S` has a
@@ -211,6 +219,50 @@ proptest! {
         let s = r.summary.unwrap();
         prop_assert_eq!(s.collapsed_fraction, if r.collapsed[0] { 1.0 } else { 0.0 });
         prop_assert_eq!(s.min_margin as f32, margin as f32);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// In every narrow format the loss computes in, what it reports as collapsed agrees with
+    /// the thresholds for that format and K: certain above the certain margin (zero loss, zero
+    /// correct-class gradient), impossible below the impossible one.
+    #[test]
+    fn narrow_format_collapse_agrees_with_the_thresholds(
+        (precision, format) in prop::sample::select(vec![
+            (LossPrecision::BF16, FloatFormat::BF16),
+            (LossPrecision::F16, FloatFormat::F16),
+            (LossPrecision::E4M3, FloatFormat::E4M3),
+            (LossPrecision::E5M2, FloatFormat::E5M2),
+        ]),
+        seed_row in any::<prop::sample::Index>(),
+        margin_fraction in 0.0f64..1.0,
+        classes in 2usize..200,
+    ) {
+        // A row with the requested margin, exact in the format: the label at `m`, the others
+        // spread at and below 0 (E4M3 has few values; keep them near the runner-up).
+        let certain = slingshot_numerics::collapse_certain_at(format, classes).unwrap();
+        let margin = format.round(margin_fraction * 1.5 * certain);
+        let label = seed_row.index(classes);
+        let logits: Vec<f64> = (0..classes)
+            .map(|c| if c == label { margin } else { -format.round((c % 3) as f64 * 0.5) })
+            .collect();
+        let r = run::<Ad32>(&per_row().with_precision(precision), &logits, classes, &[label]);
+        let m = slingshot_numerics::margin_of(&logits, label);
+        let t = AbsorptionThresholds::new(format, classes).unwrap();
+        match t.predict(m).unwrap() {
+            CollapsePrediction::Certain => {
+                prop_assert!(r.collapsed[0], "{:?} margin {} K {}", format, m, classes);
+                prop_assert_eq!(r.loss[0], 0.0);
+                prop_assert_eq!(r.grad[label], 0.0);
+            }
+            CollapsePrediction::Impossible => {
+                prop_assert!(!r.collapsed[0], "{:?} margin {} K {}", format, m, classes);
+                prop_assert!(r.grad[label] < 0.0);
+            }
+            CollapsePrediction::OrderDependent => {}
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Numerical-feature-inflation diagnostics and the neural-collapse measures, on the device.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor};
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor};
 
 use crate::NnError;
 
@@ -96,6 +96,20 @@ impl<B: Backend> NfiDiagnostics<B> {
                 ),
             });
         }
+        // A 16-bit model's norms are computed in f32: a sum of squares passes f16's largest
+        // value (65504) once a norm passes 256.
+        let (weight, bias, features) = if [weight.dtype(), features.dtype()]
+            .iter()
+            .any(|d| matches!(d, DType::F16 | DType::BF16))
+        {
+            (
+                weight.cast(FloatDType::F32),
+                bias.map(|b| b.cast(FloatDType::F32)),
+                features.cast(FloatDType::F32),
+            )
+        } else {
+            (weight, bias, features)
+        };
         let device = features.device();
         let dtype = features.dtype();
 

@@ -484,3 +484,42 @@ fn panics_name_the_callers_file() {
         assert_eq!(file, file!());
     }
 }
+
+/// A 16-bit model's diagnostics (burn-flex computes in f16 and bf16): the norms are
+/// computed in f32, so features of norm 1,000 (a sum of squares of 1e6, past f16's 65504)
+/// give their norm, within f16's rounding of the inputs, not infinity.
+#[test]
+fn diagnostics_of_a_16_bit_model_do_not_overflow() {
+    use burn::tensor::FloatDType;
+    type F = burn_flex::Flex;
+    let device = Default::default();
+    let (d, k, n) = (4, 3, 6);
+    // Every feature row is (500, 500, 500, 500): ||mu_G|| = 1000.
+    let features = Tensor::<F, 2>::full([n, d], 500.0, &device);
+    let weight = Tensor::<F, 2>::from_data(
+        TensorData::new(
+            (0..d * k).map(|i| i as f32 - 5.0).collect::<Vec<_>>(),
+            [d, k],
+        ),
+        &device,
+    );
+    let labels =
+        Tensor::<F, 1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [n]), &device);
+    let wide =
+        NfiDiagnostics::try_new_inflation(weight.clone(), None, features.clone(), labels.clone())
+            .unwrap()
+            .summary();
+    for half in [FloatDType::F16, FloatDType::BF16] {
+        let s = NfiDiagnostics::try_new_inflation(
+            weight.clone().cast(half),
+            None,
+            features.clone().cast(half),
+            labels.clone(),
+        )
+        .unwrap()
+        .summary();
+        assert_eq!(s.mu_g_norm, 1000.0, "{half:?}");
+        assert_eq!(s.w_g_norm, wide.w_g_norm, "{half:?}");
+        assert!((s.cos_wg_mug - wide.cos_wg_mug).abs() <= 1e-6, "{half:?}");
+    }
+}

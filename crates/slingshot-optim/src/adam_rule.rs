@@ -2,7 +2,9 @@
 //!
 //! The sequence is that of `burn-optim` 0.21 (`AdaptiveMomentum::transform` and `Adam::step`
 //! without weight decay or AMSGrad): the same operations on the same f32 scalars in the same
-//! order, so the parameters are bit-identical to burn's `Adam`.
+//! order, so the parameters are bit-identical to burn's `Adam`. With `weight_decay` the
+//! parameter is first scaled as burn's `AdamW` scales it (decoupled decay); burn's `AdamW`
+//! computes the Adam part in another order, so that is equal up to rounding, not bits.
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -13,6 +15,9 @@ pub(crate) struct AdamRule {
     pub(crate) beta_1: f32,
     pub(crate) beta_2: f32,
     pub(crate) epsilon: f32,
+    /// Decoupled weight decay (AdamW): the parameter is scaled by `1 - lr * weight_decay`
+    /// before the update, as burn's `AdamW` does. 0: Adam.
+    pub(crate) weight_decay: f32,
 }
 
 /// Adam's state of one parameter tensor.
@@ -90,6 +95,11 @@ impl AdamRule {
         };
 
         let delta = self.delta(lr, &moments);
+        let param = if self.weight_decay > 0.0 {
+            param.mul_scalar(1.0 - lr * self.weight_decay as f64)
+        } else {
+            param
+        };
 
         let Some(grad_sq_sum) = grad_sq_sum else {
             return (param - delta, moments, None);

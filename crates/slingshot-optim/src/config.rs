@@ -8,8 +8,8 @@ use crate::adam_rule::AdamRule;
 use crate::histogram::LogBins;
 use crate::{OptimError, ProbedAdam};
 
-/// Configuration of [`ProbedAdam`]: burn's `AdamConfig` without weight decay, AMSGrad or
-/// gradient clipping, plus the probe. The learning rate is not here: like burn's optimizers,
+/// Configuration of [`ProbedAdam`]: burn's `AdamConfig` without AMSGrad or gradient
+/// clipping, plus decoupled weight decay (burn's `AdamW`, off by default) and the probe. The learning rate is not here: like burn's optimizers,
 /// [`ProbedAdam`] takes it at every step.
 ///
 /// The defaults are burn's, including `epsilon = 1e-5`; PyTorch and the paper's examples use
@@ -26,6 +26,11 @@ pub struct ProbedAdamConfig {
     /// Denominator epsilon (burn's default; PyTorch's is 1e-8).
     #[config(default = 1e-5)]
     pub epsilon: f32,
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter): every step first scales the
+    /// parameters by `1 - lr * weight_decay`, as burn's `AdamW`. 0 (the default) is Adam. The
+    /// probe's update statistics are Adam's part alone.
+    #[config(default = 0.0)]
+    pub weight_decay: f32,
     /// Keep the probe's values each step. Off, a step is exactly burn's Adam step.
     #[config(default = true)]
     pub probe: bool,
@@ -64,11 +69,15 @@ impl ProbedAdamConfig {
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
             return bad("epsilon", self.epsilon, "a finite value > 0");
         }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", self.weight_decay, "a finite value >= 0");
+        }
         let bins = LogBins::try_new(self.histogram_min, self.histogram_max, self.histogram_bins)?;
         let rule = AdamRule {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             epsilon: self.epsilon,
+            weight_decay: self.weight_decay,
         };
         Ok((rule, bins))
     }

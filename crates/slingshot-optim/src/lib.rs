@@ -49,6 +49,6 @@ pub use probe::AdamProbe;
 pub use probed_adam::ProbedAdam;
 pub use record::{ProbedAdamParamRecord, ProbedAdamRecord};
 pub use report::{AdamProbeReport, ModelProbe, ParamProbe, SelectedProbeReport};
-pub use spike::{SpikeDetector, SpikeDetectorConfig, SpikeEvent, SpikeKind};
+pub use spike::{NfiObservation, SpikeDetector, SpikeDetectorConfig, SpikeEvent, SpikeKind};
 pub use stats::{EffectiveLrStats, UpdateStats};
 pub use switch::SwitchOptimizer;

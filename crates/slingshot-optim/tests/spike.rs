@@ -152,6 +152,50 @@ fn bad_configs_say_what_is_allowed() {
             ..
         }
     ));
+    let name = |c: SpikeDetectorConfig| match err(c) {
+        OptimError::InvalidConfig { name, .. } => name,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        name(SpikeDetectorConfig {
+            loss_resolution: -1e-7,
+            ..base
+        }),
+        "loss_resolution"
+    );
+    assert_eq!(
+        name(SpikeDetectorConfig {
+            nfi_factor: 1.0,
+            ..base
+        }),
+        "nfi_factor"
+    );
+    assert_eq!(
+        name(SpikeDetectorConfig {
+            nfi_window: 0,
+            ..base
+        }),
+        "nfi_window"
+    );
+    assert_eq!(
+        name(SpikeDetectorConfig {
+            nfi_min_collapsed: 1.5,
+            ..base
+        }),
+        "nfi_min_collapsed"
+    );
+}
+
+/// A config written before the resolution and the NFI fields existed still reads, with
+/// their defaults.
+#[test]
+fn an_older_config_reads_with_the_new_defaults() {
+    let old =
+        r#"{"loss_factor":10.0,"min_loss":0.001,"window":100,"warmup":10,"update_factor":20.0}"#;
+    let c: SpikeDetectorConfig = serde_json::from_str(old).unwrap();
+    assert_eq!(c.min_loss, 1e-3);
+    assert_eq!(c.loss_resolution, f64::from(f32::EPSILON));
+    assert_eq!(c.nfi_factor, SpikeDetectorConfig::default().nfi_factor);
 }
 
 /// Fed every 10 steps, `observe_update` compares with the update 10 steps earlier (the

@@ -104,6 +104,7 @@ fn draw(result: &UpdateSpike, bins: usize) -> Result<[PathBuf; 2], ExperimentErr
                 label: "f32",
                 rows: &window_rows,
                 spikes: &result.window_run.summary.spikes,
+                nfi_events: &result.window_run.summary.nfi_events,
             }],
         ),
     )?;

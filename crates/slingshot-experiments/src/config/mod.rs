@@ -5,7 +5,11 @@ pub mod memory;
 use std::fmt;
 use std::str::FromStr;
 
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
+use slingshot_loss::LossPrecision;
+use slingshot_numerics::FloatFormat;
 use slingshot_optim::SpikeDetectorConfig;
 
 pub use crate::cifar::ImageTask;
@@ -16,7 +20,8 @@ use crate::model::{
     InputSpec, MlpConfig, ModelConfig, ModelKind, NetworkConfig, ResNetConfig, VggConfig, VitConfig,
 };
 
-/// The numeric precision of a run (Fig. 1(a)'s three arms).
+/// The numeric precision of a run: Fig. 1(a)'s three arms, and the low-precision arms of
+/// App. A.3.3 (the `low-precision` binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum Precision {
     /// Model and loss in f32.
@@ -31,15 +36,120 @@ pub enum Precision {
     #[serde(rename = "f64-loss")]
     #[value(name = "f64-loss")]
     F64Loss,
+    /// Model in f32, the loss (softmax, log, sums) in bfloat16.
+    #[serde(rename = "bf16-loss")]
+    #[value(name = "bf16-loss")]
+    Bf16Loss,
+    /// Model in f32, the loss in IEEE half.
+    #[serde(rename = "f16-loss")]
+    #[value(name = "f16-loss")]
+    F16Loss,
+    /// Model in f32, the loss in FP8 E4M3 (emulated).
+    #[serde(rename = "e4m3-loss")]
+    #[value(name = "e4m3-loss")]
+    E4m3Loss,
+    /// Model in f32, the loss in FP8 E5M2 (emulated).
+    #[serde(rename = "e5m2-loss")]
+    #[value(name = "e5m2-loss")]
+    E5m2Loss,
+    /// Model in f32, the logits rounded to bfloat16 (forward and gradient), the loss in f32:
+    /// what autocast does to a classifier's output.
+    #[serde(rename = "bf16-logits")]
+    #[value(name = "bf16-logits")]
+    Bf16Logits,
+    /// Model, optimizer state and loss in bfloat16 (burn-flex only).
+    #[serde(rename = "bf16")]
+    #[value(name = "bf16")]
+    Bf16,
+    /// Model, optimizer state and loss in IEEE half (burn-flex only).
+    #[serde(rename = "f16")]
+    #[value(name = "f16")]
+    F16,
+    /// Model in bfloat16, the loss upcast to f32 (the upcast as a mitigation).
+    #[serde(rename = "bf16-f32-loss")]
+    #[value(name = "bf16-f32-loss")]
+    Bf16F32Loss,
+    /// Model in IEEE half, the loss upcast to f32.
+    #[serde(rename = "f16-f32-loss")]
+    #[value(name = "f16-f32-loss")]
+    F16F32Loss,
+}
+
+impl Precision {
+    /// Every precision, in the order above.
+    pub const ALL: [Precision; 12] = [
+        Precision::F32,
+        Precision::F64,
+        Precision::F64Loss,
+        Precision::Bf16Loss,
+        Precision::F16Loss,
+        Precision::E4m3Loss,
+        Precision::E5m2Loss,
+        Precision::Bf16Logits,
+        Precision::Bf16,
+        Precision::F16,
+        Precision::Bf16F32Loss,
+        Precision::F16F32Loss,
+    ];
+
+    /// The model's float dtype, or `None` for the backend's own (f32).
+    pub fn model_dtype(self) -> Option<burn::tensor::DType> {
+        use burn::tensor::DType;
+        match self {
+            Precision::F64 => Some(DType::F64),
+            Precision::Bf16 | Precision::Bf16F32Loss => Some(DType::BF16),
+            Precision::F16 | Precision::F16F32Loss => Some(DType::F16),
+            _ => None,
+        }
+    }
+
+    /// The loss's precision policy.
+    pub fn loss_precision(self) -> LossPrecision {
+        match self {
+            Precision::F32 | Precision::F64 | Precision::Bf16 | Precision::F16 => {
+                LossPrecision::Native
+            }
+            Precision::F64Loss => LossPrecision::F64,
+            Precision::Bf16Loss => LossPrecision::BF16,
+            Precision::F16Loss => LossPrecision::F16,
+            Precision::E4m3Loss => LossPrecision::E4M3,
+            Precision::E5m2Loss => LossPrecision::E5M2,
+            Precision::Bf16Logits | Precision::Bf16F32Loss | Precision::F16F32Loss => {
+                LossPrecision::F32
+            }
+        }
+    }
+
+    /// The format the loss computes in: what its collapse thresholds and the spike detector's
+    /// resolution are for.
+    pub fn loss_format(self) -> FloatFormat {
+        match self {
+            Precision::F64 | Precision::F64Loss => FloatFormat::F64,
+            Precision::Bf16Loss | Precision::Bf16 => FloatFormat::BF16,
+            Precision::F16Loss | Precision::F16 => FloatFormat::F16,
+            Precision::E4m3Loss => FloatFormat::E4M3,
+            Precision::E5m2Loss => FloatFormat::E5M2,
+            _ => FloatFormat::F32,
+        }
+    }
+
+    /// The format the logits are rounded to before the loss, if any.
+    pub fn logit_format(self) -> Option<burn::tensor::DType> {
+        (self == Precision::Bf16Logits).then_some(burn::tensor::DType::BF16)
+    }
+
+    /// Whether the whole model is in a 16-bit format (burn-flex only).
+    pub fn is_half_model(self) -> bool {
+        self.model_dtype()
+            .is_some_and(|d| d != burn::tensor::DType::F64)
+    }
 }
 
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-            Precision::F64Loss => "f64-loss",
-        })
+        use clap::ValueEnum;
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
     }
 }
 
@@ -212,6 +322,9 @@ pub struct TrainConfig {
     pub beta2: f64,
     /// Adam's epsilon.
     pub eps: f64,
+    /// Decoupled weight decay (AdamW); 0 is Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
     /// Model and loss precision.
     pub precision: Precision,
     /// Backend.
@@ -236,6 +349,20 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The logits the loss sees: the mitigations' logit transform (a clamp), then the
+    /// precision's rounding (`bf16-logits`). Under autodiff the cast's backward rounds the
+    /// logit gradient to bf16 as well, as autocast does.
+    pub fn logits<B: Backend>(&self, logits: Tensor<B, 2>) -> Tensor<B, 2> {
+        let logits = self.mitigations.logits(logits);
+        match self.precision.logit_format() {
+            Some(format) => {
+                let dtype = logits.dtype();
+                logits.cast(format).cast(dtype)
+            }
+            None => logits,
+        }
+    }
+
     /// App. D Table 2: the 6-layer MLP on division mod 97, Adam lr 1e-3 with 10 warm-up steps,
     /// betas 0.9/0.999, eps 1e-8, batch 512, 100k steps.
     pub fn paper() -> Self {
@@ -256,6 +383,7 @@ impl TrainConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: 0.0,
             precision: Precision::F32,
             backend: BackendKind::CPU_DEFAULT,
             log_every: 100,
@@ -264,6 +392,29 @@ impl TrainConfig {
             sharpness_every: None,
             grad_chunk: None,
         }
+    }
+
+    /// Issue 17's §5/§6 run (`--preset add-mod-113`): the demo with addition mod 113, a
+    /// 2-layer MLP of width 200 without classifier bias, Adam lr 5e-4, beta2 0.99, eps
+    /// 1e-25, 8,000 full-batch steps, logged every 50.
+    pub fn add_mod_113() -> Self {
+        let mut c = Self::demo();
+        c.task = TaskConfig::Modular(ModularTaskConfig {
+            p: 113,
+            op: Operation::Add,
+            train_fraction: 0.5,
+        });
+        c.model.network = NetworkConfig::Mlp(MlpConfig {
+            width: 200,
+            depth: 2,
+        });
+        c.model.head.classifier_bias = false;
+        c.lr = 5e-4;
+        c.beta2 = 0.99;
+        c.eps = 1e-25;
+        c.steps = 8_000;
+        c.log_every = 50;
+        c
     }
 
     /// The CPU demo (the README's main command): the paper's task and Adam settings, except a
@@ -443,6 +594,12 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("learning rate {}: must be finite and > 0", self.lr));
         }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "weight decay {}: must be finite and >= 0",
+                self.weight_decay
+            ));
+        }
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad(format!("eps {}: must be finite and > 0", self.eps));
         }
@@ -518,7 +675,13 @@ impl TrainConfig {
         }
         if self.backend == BackendKind::Wgpu && self.precision != Precision::F32 {
             return bad(format!(
-                "--backend wgpu has no f64 (WGSL): the {} arm needs ndarray, flex or cuda",
+                "--backend wgpu runs only the f32 arm (WGSL has no f64, and the emulated formats read the logits back every step): the {} arm needs ndarray, flex or cuda",
+                self.precision
+            ));
+        }
+        if self.precision.is_half_model() && self.backend != BackendKind::Flex {
+            return bad(format!(
+                "the {} arm trains the whole model in a 16-bit float, which only burn-flex computes here: use --backend flex",
                 self.precision
             ));
         }
