@@ -282,3 +282,48 @@ fn configurations_that_cannot_run_are_refused_before_training() {
             .contains("prime")
     );
 }
+
+/// A multi-arm child reads its configuration back from config.json, and a resume compares it
+/// with the checkpoint's: both parses must give the written f64 exactly. serde_json's default
+/// fast float parser read the add-mod-113 preset's eps 1e-25 as 9.999999999999999e-26, so a
+/// killed `generalization` run could not resume.
+#[test]
+fn a_configuration_read_back_from_json_resumes() {
+    let mut config = tiny();
+    config.eps = 1e-25;
+    config.lr = 5e-4;
+    config.beta2 = 0.99;
+    let dir = RunDir::create(&temp("json-floats")).unwrap();
+    let stopped = RunOptions {
+        stop_after: Some(30),
+        ..checkpoints(20)
+    };
+    run(&config, &dir, &stopped).unwrap();
+    let read: TrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.config()).unwrap()).unwrap();
+    assert_eq!(read.eps.to_bits(), 1e-25_f64.to_bits(), "{:e}", read.eps);
+    let resume = RunOptions {
+        resume: true,
+        ..checkpoints(20)
+    };
+    run(&read, &dir, &resume).unwrap();
+    // Every f64 survives both routes a checkpoint's value takes: straight into a field,
+    // and through a `serde_json::Value`.
+    for x in [
+        1e-25_f64,
+        9.999999999999999e-26,
+        1e-8,
+        5e-4,
+        0.99,
+        0.1,
+        1.0 / 3.0,
+        2e-308,
+    ] {
+        let text = serde_json::to_string(&x).unwrap();
+        let direct: f64 = serde_json::from_str(&text).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let via_value: f64 = serde_json::from_value(value).unwrap();
+        assert_eq!(direct.to_bits(), x.to_bits(), "{text}");
+        assert_eq!(via_value.to_bits(), x.to_bits(), "{text} through Value");
+    }
+}
