@@ -536,6 +536,47 @@ pub fn run_train_arms(
     Ok((root, results))
 }
 
+/// What [`run_selected_arms`] ran: the arms' configurations, the root directory and each
+/// arm's result, in the same order.
+pub struct TrainedArms {
+    /// The arms run.
+    pub arms: Vec<Arm<TrainConfig>>,
+    /// The directory holding one directory per arm.
+    pub root: RunDir,
+    /// Each arm's rows and summary.
+    pub results: Vec<RunResult>,
+}
+
+/// The preamble every modular multi-arm binary shares: `--list` prints the arms (then
+/// `None`); otherwise the arms `--only` names among `all` (`default` without it) are parsed
+/// over the shared flags as the binary's own `C`, run into `--out`, and each gets its
+/// mechanism figure.
+pub fn run_selected_arms<C: Parser>(
+    experiment: &str,
+    cli: &C,
+    train: fn(&C) -> &TrainArgs,
+    selection: &ArmSelection,
+    all: &[ArmSpec],
+    default: Option<&[&str]>,
+) -> Result<Option<TrainedArms>, ExperimentError> {
+    if selection.print_list(all) {
+        return Ok(None);
+    }
+    let selected = selection.select(all, default)?;
+    let arms = arm_configs::<C, TrainConfig>(experiment, &selected, |c, label| {
+        train(c).config(experiment, label)
+    })?;
+    let args = train(cli);
+    let panels = crate::plot::mechanism_panels();
+    let (root, results) =
+        run_train_arms(&args.out_dir(experiment), &arms, &args.options(), &panels)?;
+    Ok(Some(TrainedArms {
+        arms,
+        root,
+        results,
+    }))
+}
+
 /// One figure line per result, labelled with its arm.
 pub fn series(results: &[RunResult]) -> Vec<crate::plot::Series<'_>> {
     results

@@ -234,7 +234,6 @@ impl<B: AutodiffBackend> ModularTraining<B> {
         taken: u64,
         before: PreStep<B::InnerBackend>,
     ) -> Result<MetricsRow, ExperimentError> {
-        let before_rows = before.rows.clone();
         if let Some(range) = &self.record_updates
             && range.contains(&taken)
         {
@@ -254,7 +253,7 @@ impl<B: AutodiffBackend> ModularTraining<B> {
             .as_ref()
             .expect("the model is back after every step");
         let probe = (!self.optim.is_switched()).then(|| self.optim.first_mut());
-        let mut row = measure(
+        let (mut row, rows) = measure(
             taken,
             before,
             model,
@@ -274,8 +273,7 @@ impl<B: AutodiffBackend> ModularTraining<B> {
                 row.preconditioned_sharpness = Some(self.sharpness(true));
             }
         }
-        self.margins
-            .observe(taken, &before_rows.margins, &before_rows.collapsed);
+        self.margins.observe(taken, &rows.margins, &rows.collapsed);
         observe(&mut self.detector, &row);
         Ok(row)
     }
@@ -614,7 +612,6 @@ where
     let mut accumulator = GradientsAccumulator::<Model<B>>::new();
     let mut single = None;
     let mut parts = Vec::new();
-    let mut rows = RowCollapse::default();
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut out = model.forward(chunk.inputs.clone());
         out.logits = config.logits(out.logits);
@@ -633,15 +630,15 @@ where
         }
         let grads = GradientsParams::from_grads(loss.backward(), model);
         if let Some(stats) = stats {
-            let collapse = stats.summary();
-            rows.margins.extend(stats.margins::<f64>());
-            rows.collapsed.extend(stats.collapsed_rows());
-            parts.push((
-                weighted.inner(),
-                (collapse, chunk.rows),
-                out.features.inner(),
-                out.logits.inner(),
-            ));
+            // Kept on the device: `measure` reads them in its one transaction.
+            parts.push(LoggedChunk {
+                loss: weighted.inner(),
+                batch: (stats.batch.inner(), chunk.rows),
+                margins: stats.margin.inner(),
+                collapsed: stats.collapsed.int().inner(),
+                features: out.features.inner(),
+                logits: out.logits.inner(),
+            });
         }
         if whole {
             single = Some(grads);
@@ -653,43 +650,48 @@ where
     if !log {
         return Ok((grads, None));
     }
-    let mut losses = Vec::new();
-    let mut collapse = Vec::new();
-    let mut features = Vec::new();
-    let mut logits = Vec::new();
-    for (l, c, f, z) in parts {
-        losses.push(l);
-        collapse.push(c);
-        features.push(f);
-        logits.push(z);
-    }
     // The logged diagnostics describe the batch the step was computed on.
-    Ok((
-        grads,
-        Some(PreStep {
-            loss: Tensor::cat(losses, 0).sum(),
-            collapse: slingshot_loss::CollapseSummary::merge(&collapse),
-            features: Tensor::cat(features, 0),
-            logits: Tensor::cat(logits, 0),
-            labels: labels.inner(),
-            weight: model.classifier().weight.val().inner(),
-            bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
-            rows,
-        }),
-    ))
+    let cat = |f: fn(&LoggedChunk<B::InnerBackend>) -> Tensor<B::InnerBackend, 1>| {
+        Tensor::cat(parts.iter().map(f).collect(), 0)
+    };
+    let pre = PreStep {
+        loss: cat(|c| c.loss.clone()).sum(),
+        margins: cat(|c| c.margins.clone()),
+        collapsed: Tensor::cat(parts.iter().map(|c| c.collapsed.clone()).collect(), 0),
+        features: Tensor::cat(parts.iter().map(|c| c.features.clone()).collect(), 0),
+        logits: Tensor::cat(parts.iter().map(|c| c.logits.clone()).collect(), 0),
+        batch: parts.into_iter().map(|c| c.batch).collect(),
+        labels: labels.inner(),
+        weight: model.classifier().weight.val().inner(),
+        bias: model.classifier().bias.as_ref().map(|b| b.val().inner()),
+    };
+    Ok((grads, Some(pre)))
+}
+
+/// One logged chunk's tensors, still on the device.
+struct LoggedChunk<B: Backend> {
+    loss: Tensor<B, 1>,
+    /// [`slingshot_loss::CollapseStats::batch`] and the chunk's row count.
+    batch: (Tensor<B, 1>, usize),
+    margins: Tensor<B, 1>,
+    collapsed: Tensor<B, 1, Int>,
+    features: Tensor<B, 2>,
+    logits: Tensor<B, 2>,
 }
 
 /// What a logged step's measurements need from before the optimizer step.
 struct PreStep<B: Backend> {
     loss: Tensor<B, 1>,
-    collapse: slingshot_loss::CollapseSummary,
+    /// Each chunk's collapse statistics ([`slingshot_loss::CollapseStats::batch`]) and rows.
+    batch: Vec<(Tensor<B, 1>, usize)>,
+    /// Every row's margin and collapse flag (1: collapsed), for [`MarginHistogram`].
+    margins: Tensor<B, 1>,
+    collapsed: Tensor<B, 1, Int>,
     features: Tensor<B, 2>,
     logits: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
-    /// Every row's margin and whether it collapsed, read back for [`MarginHistogram`].
-    rows: RowCollapse,
 }
 
 /// Per-row margins and collapse flags of a logged batch, on the host.
@@ -709,7 +711,7 @@ fn measure<B>(
     data: &TaskTensors<B>,
     losses: &Losses<B>,
     config: &TrainConfig,
-) -> Result<MetricsRow, ExperimentError>
+) -> Result<(MetricsRow, RowCollapse), ExperimentError>
 where
     B: AutodiffBackend,
 {
@@ -719,7 +721,13 @@ where
         .clone()
         .gather(1, before.labels.clone().reshape([n, 1]))
         .mean();
-    let collapse = before.collapse;
+    let read = read_logged(
+        [before.loss, correct, before.logits.max()],
+        before.margins,
+        before.collapsed,
+        before.batch,
+    );
+    let collapse = read.collapse;
     let nfi = NfiDiagnostics::try_new_inflation(
         before.weight,
         before.bias,
@@ -727,12 +735,7 @@ where
         before.labels,
     )?
     .summary();
-    let scalars = Transaction::default()
-        .register(before.loss)
-        .register(correct)
-        .register(before.logits.max())
-        .execute();
-    let scalar = |i: usize| scalars[i].iter::<f64>().next().unwrap_or(f64::NAN);
+    let scalar = |i: usize| read.scalars[i];
     // A centered head outputs `h (W - W_G)`, not the stored `W`'s logits, which the NFI
     // diagnostics describe: report the logits the loss saw.
     let (mean_logit, max_logit) = if config.model.head.centered {
@@ -753,7 +756,7 @@ where
         .and_then(|optim| optim.take_probe())
         .map(|p| p.read_params(&[weight_id]));
     let classifier = report.as_ref().and_then(|r| r.param(weight_id).cloned());
-    Ok(MetricsRow {
+    let row = MetricsRow {
         step,
         loss: scalar(0),
         train_acc,
@@ -782,7 +785,53 @@ where
         sharpness: None,
         preconditioned_sharpness: None,
         wall_seconds: 0.0,
-    })
+    };
+    Ok((row, read.rows))
+}
+
+/// A logged batch's values on the host, from one device read.
+struct LoggedValues {
+    scalars: Vec<f64>,
+    collapse: slingshot_loss::CollapseSummary,
+    rows: RowCollapse,
+}
+
+/// Reads `scalars` (one-element tensors), the per-row margins and collapse flags, and each
+/// chunk's collapse statistics in one transaction, and merges the chunks' statistics.
+fn read_logged<B: Backend, const S: usize>(
+    scalars: [Tensor<B, 1>; S],
+    margins: Tensor<B, 1>,
+    collapsed: Tensor<B, 1, Int>,
+    chunks: Vec<(Tensor<B, 1>, usize)>,
+) -> LoggedValues {
+    let mut read = Transaction::default().register(margins).register(collapsed);
+    for s in scalars {
+        read = read.register(s);
+    }
+    let rows: Vec<usize> = chunks.iter().map(|&(_, n)| n).collect();
+    for (batch, _) in chunks {
+        read = read.register(batch);
+    }
+    let data = read.execute();
+    let parts: Vec<_> = data[2 + S..]
+        .iter()
+        .zip(rows)
+        .map(|(d, n)| {
+            let v: Vec<f64> = d.iter::<f64>().collect();
+            (slingshot_loss::CollapseSummary::from_batch_values(&v), n)
+        })
+        .collect();
+    LoggedValues {
+        scalars: data[2..2 + S]
+            .iter()
+            .map(|d| d.iter::<f64>().next().unwrap_or(f64::NAN))
+            .collect(),
+        collapse: slingshot_loss::CollapseSummary::merge(&parts),
+        rows: RowCollapse {
+            margins: data[0].iter::<f64>().collect(),
+            collapsed: data[1].iter::<i64>().map(|v| v != 0).collect(),
+        },
+    }
 }
 
 /// A split on the inner backend.

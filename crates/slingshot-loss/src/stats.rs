@@ -51,6 +51,24 @@ pub struct CollapseSummary {
 }
 
 impl CollapseSummary {
+    /// The summary from [`CollapseStats::batch`]'s values once they are on the host, for a
+    /// caller that reads them in its own transaction with other tensors.
+    ///
+    /// # Panics
+    /// If `v` has fewer than 8 values.
+    pub fn from_batch_values(v: &[f64]) -> CollapseSummary {
+        CollapseSummary {
+            collapsed_fraction: v[0],
+            zero_loss_fraction: v[1],
+            mean_residual_mass: v[2],
+            max_residual_mass: v[3],
+            min_margin: v[4],
+            mean_margin: v[5],
+            mean_log_sum_exp: v[6],
+            mean_logit: v[7],
+        }
+    }
+
     /// The summary of a batch from those of its disjoint parts and their row counts: means
     /// and fractions weighted by rows, the extremes of the extremes. Parts with no rows are
     /// ignored; with no rows at all every field is NaN.
@@ -121,16 +139,7 @@ impl<B: Backend> CollapseStats<B> {
             .convert::<f64>()
             .to_vec::<f64>()
             .expect("f64 statistics");
-        CollapseSummary {
-            collapsed_fraction: v[0],
-            zero_loss_fraction: v[1],
-            mean_residual_mass: v[2],
-            max_residual_mass: v[3],
-            min_margin: v[4],
-            mean_margin: v[5],
-            mean_log_sum_exp: v[6],
-            mean_logit: v[7],
-        }
+        CollapseSummary::from_batch_values(&v)
     }
 
     /// Builds the statistics from the per-row values; the batch reductions stay on the device.

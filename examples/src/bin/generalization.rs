@@ -12,12 +12,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    ArmSelection, TrainArgs, TrainArm, arm_configs, exit_code, run_train_arms,
+    ArmSelection, TrainArgs, TrainArm, TrainedArms, exit_code, run_selected_arms,
 };
 use slingshot_experiments::generalization::{self, outcome};
 use slingshot_experiments::plot::{self, PlotPanel, XyPanel, XySeries};
 use slingshot_experiments::run::child_entry;
-use slingshot_experiments::{ExperimentError, TrainConfig};
+use slingshot_experiments::ExperimentError;
 
 /// Every generalization-relevant arm, over seeds.
 #[derive(Debug, Parser)]
@@ -50,16 +50,14 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
         ));
     }
     let all = generalization::arms(&cli.seeds);
-    if cli.arms.print_list(&all) {
+    let Some(TrainedArms {
+        arms,
+        root,
+        results,
+    }) = run_selected_arms(EXPERIMENT, cli, |c: &Cli| &c.train, &cli.arms, &all, None)?
+    else {
         return Ok(());
-    }
-    let selected = cli.arms.select(&all, None)?;
-    let arms = arm_configs::<Cli, TrainConfig>(EXPERIMENT, &selected, |c, label| {
-        c.train.config(EXPERIMENT, label)
-    })?;
-    let out = cli.train.out_dir(EXPERIMENT);
-    let panels = plot::mechanism_panels();
-    let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
+    };
     let outcomes: Vec<_> = arms
         .iter()
         .zip(&results)

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    ArmSelection, TrainArgs, TrainArm, arm_configs, exit_code, run_train_arms, series,
+    ArmSelection, TrainArgs, TrainArm, TrainedArms, exit_code, run_selected_arms, series,
 };
 use slingshot_experiments::low_precision::{self, arm_report};
 use slingshot_experiments::margins::read_fraction_points;
@@ -44,16 +44,15 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let all = low_precision::arms();
-    if cli.arms.print_list(&all) {
+    let Some(TrainedArms {
+        arms,
+        root,
+        results,
+    }) = run_selected_arms(EXPERIMENT, cli, |c: &Cli| &c.train, &cli.arms, &all, None)?
+    else {
         return Ok(());
-    }
-    let selected = cli.arms.select(&all, None)?;
-    let arms = arm_configs::<Cli, TrainConfig>(EXPERIMENT, &selected, |c, label| {
-        c.train.config(EXPERIMENT, label)
-    })?;
-    let out = cli.train.out_dir(EXPERIMENT);
+    };
     let panels = plot::mechanism_panels();
-    let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
     let reports: Vec<_> = arms
         .iter()
         .zip(&results)

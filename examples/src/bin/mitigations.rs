@@ -18,13 +18,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
-    run_train_arms, series,
+    ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, TrainedArms, exit_code, print_table,
+    run_selected_arms, series,
 };
 use slingshot_experiments::mitigation::solo_arms;
 use slingshot_experiments::plot::{self, Series};
 use slingshot_experiments::run::child_entry;
-use slingshot_experiments::{ExperimentError, TrainConfig};
+use slingshot_experiments::ExperimentError;
 
 /// Mitigations of softmax collapse and the slingshot spike, side by side.
 #[derive(Debug, Parser)]
@@ -101,16 +101,12 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let base = cli.train.config(EXPERIMENT, "baseline");
     let every = all_arms(base.lr, cli.train.preset);
-    if cli.arms.print_list(&every) {
+    let Some(TrainedArms { root, results, .. }) =
+        run_selected_arms(EXPERIMENT, cli, |c: &Cli| &c.train, &cli.arms, &every, None)?
+    else {
         return Ok(());
-    }
-    let selected = cli.arms.select(&every, None)?;
-    let arms = arm_configs::<Cli, TrainConfig>(EXPERIMENT, &selected, |c, label| {
-        c.train.config(EXPERIMENT, label)
-    })?;
-    let out = cli.train.out_dir(EXPERIMENT);
+    };
     let panels = plot::mechanism_panels();
-    let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
     let series = series(&results);
     // Figures of at most six lines, each with the first arm (the baseline) for reference.
     let (first, rest) = series.split_first().expect("at least one arm");

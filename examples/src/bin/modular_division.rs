@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use slingshot_experiments::cli::{
-    ArmSelection, ArmSpec, TrainArgs, TrainArm, arm_configs, exit_code, print_table,
-    run_train_arms, series,
+    ArmSelection, ArmSpec, TrainArgs, TrainArm, TrainedArms, exit_code, print_table,
+    run_selected_arms, series,
 };
 use slingshot_experiments::mitigation::solo_arms;
 use slingshot_experiments::run::child_entry;
@@ -54,16 +54,22 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let all = all_arms();
-    if cli.arms.print_list(&all) {
+    let Some(TrainedArms {
+        arms,
+        root,
+        results,
+    }) = run_selected_arms(
+        EXPERIMENT,
+        cli,
+        |c: &Cli| &c.train,
+        &cli.arms,
+        &all,
+        Some(&DEFAULT_ARMS),
+    )?
+    else {
         return Ok(());
-    }
-    let selected = cli.arms.select(&all, Some(&DEFAULT_ARMS))?;
-    let arms = arm_configs::<Cli, _>(EXPERIMENT, &selected, |c, label| {
-        c.train.config(EXPERIMENT, label)
-    })?;
-    let out = cli.train.out_dir(EXPERIMENT);
+    };
     let panels = plot::mechanism_panels();
-    let (root, results) = run_train_arms(&out, &arms, &cli.train.options(), &panels)?;
     let figure = root.figure("figure.png");
     let first = &arms[0].config;
     plot::draw_panels(
