@@ -715,26 +715,8 @@ fn measure<B>(
 where
     B: AutodiffBackend,
 {
-    let [n, _] = before.logits.dims();
-    let correct = before
-        .logits
-        .clone()
-        .gather(1, before.labels.clone().reshape([n, 1]))
-        .mean();
-    let read = read_logged(
-        [before.loss, correct, before.logits.max()],
-        before.margins,
-        before.collapsed,
-        before.batch,
-    );
+    let (read, nfi) = measure_before(before)?;
     let collapse = read.collapse;
-    let nfi = NfiDiagnostics::try_new_inflation(
-        before.weight,
-        before.bias,
-        before.features,
-        before.labels,
-    )?
-    .summary();
     let scalar = |i: usize| read.scalars[i];
     // A centered head outputs `h (W - W_G)`, not the stored `W`'s logits, which the NFI
     // diagnostics describe: report the logits the loss saw.
@@ -787,6 +769,33 @@ where
         wall_seconds: 0.0,
     };
     Ok((row, read.rows))
+}
+
+/// The batch's values from before the step: the loss, the mean correct-class logit and the
+/// largest logit (`scalars`), the collapse statistics and rows, and the NFI diagnostics.
+fn measure_before<B: Backend>(
+    before: PreStep<B>,
+) -> Result<(LoggedValues, slingshot_nn::NfiSummary), ExperimentError> {
+    let [n, _] = before.logits.dims();
+    let correct = before
+        .logits
+        .clone()
+        .gather(1, before.labels.clone().reshape([n, 1]))
+        .mean();
+    let read = read_logged(
+        [before.loss, correct, before.logits.max()],
+        before.margins,
+        before.collapsed,
+        before.batch,
+    );
+    let nfi = NfiDiagnostics::try_new_inflation(
+        before.weight,
+        before.bias,
+        before.features,
+        before.labels,
+    )?
+    .summary();
+    Ok((read, nfi))
 }
 
 /// A logged batch's values on the host, from one device read.

@@ -11,13 +11,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use slingshot_experiments::ExperimentError;
 use slingshot_experiments::cli::{
     ArmSelection, TrainArgs, TrainArm, TrainedArms, exit_code, run_selected_arms,
 };
 use slingshot_experiments::generalization::{self, outcome};
 use slingshot_experiments::plot::{self, PlotPanel, XyPanel, XySeries};
 use slingshot_experiments::run::child_entry;
-use slingshot_experiments::ExperimentError;
 
 /// Every generalization-relevant arm, over seeds.
 #[derive(Debug, Parser)]

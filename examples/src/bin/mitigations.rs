@@ -17,6 +17,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use slingshot_experiments::ExperimentError;
 use slingshot_experiments::cli::{
     ArmSelection, ArmSpec, Preset, TrainArgs, TrainArm, TrainedArms, exit_code, print_table,
     run_selected_arms, series,
@@ -24,7 +25,6 @@ use slingshot_experiments::cli::{
 use slingshot_experiments::mitigation::solo_arms;
 use slingshot_experiments::plot::{self, Series};
 use slingshot_experiments::run::child_entry;
-use slingshot_experiments::ExperimentError;
 
 /// Mitigations of softmax collapse and the slingshot spike, side by side.
 #[derive(Debug, Parser)]

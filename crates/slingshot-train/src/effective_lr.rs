@@ -1,0 +1,264 @@
+//! ProbedAdam as burn-train's optimizer, publishing Adam's effective learning rate to
+//! metrics: the quantity whose inflation throws the loss back up (the paper's step 4).
+
+use std::sync::{Arc, Mutex};
+
+use burn::module::{AutodiffModule, ParamId};
+use burn::optim::{GradientsParams, LearningRate, MultiGradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use slingshot_optim::{EffectiveLrStats, ProbedAdam, ProbedAdamConfig, ProbedAdamRecord};
+
+use crate::TrainError;
+use crate::metric::{BatchQuantity, QuantityMetric};
+
+/// How many readings a [`ProbeFeed`] keeps for metrics that lag behind the optimizer.
+const KEPT_READINGS: usize = 64;
+
+/// What the probe read at one optimizer step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReading {
+    /// The optimizer step, counted from 1 in this process.
+    pub step: u64,
+    /// Effective learning rate `lr / (sqrt(v_hat) + eps)` over the probed entries.
+    pub effective_lr: EffectiveLrStats,
+    /// L2 norm of the whole gradient of the step.
+    pub grad_norm: f64,
+}
+
+/// Which entries the effective-LR statistics cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeScope {
+    /// Every parameter of the model.
+    Model,
+    /// One parameter tensor, for example the classifier weight (`linear.weight.id`). A
+    /// record restores the saved ids: when burn-train resumes from a checkpoint, take the id
+    /// from the model with that checkpoint's record loaded, not from a fresh one.
+    Param(ParamId),
+}
+
+/// The readings a [`LearnerAdam`] publishes and its [`EffectiveLrMetric`]s read. Clones
+/// share the readings.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeFeed {
+    readings: Arc<Mutex<Readings>>,
+}
+
+#[derive(Debug, Default)]
+struct Readings {
+    kept: Vec<ProbeReading>,
+    dropped: usize,
+}
+
+impl ProbeFeed {
+    /// An empty feed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&self, reading: ProbeReading) {
+        let mut readings = self.readings.lock().expect("probe feed lock");
+        readings.kept.push(reading);
+        let excess = readings.kept.len().saturating_sub(KEPT_READINGS);
+        readings.kept.drain(..excess);
+        readings.dropped += excess;
+    }
+
+    /// The latest reading at or before `step`; `None` before the first reading. A metric
+    /// more than 64 readings behind gets the oldest one kept.
+    pub fn at(&self, step: u64) -> Option<ProbeReading> {
+        let readings = self.readings.lock().expect("probe feed lock");
+        let kept = &readings.kept;
+        kept.iter()
+            .rev()
+            .find(|r| r.step <= step)
+            .or_else(|| kept.first().filter(|_| readings.dropped > 0))
+            .cloned()
+    }
+}
+
+/// [`ProbedAdam`] for burn-train's `Learner`: the same steps and the same record, and every
+/// `every` steps it reads its probe and publishes the effective-LR statistics to a
+/// [`ProbeFeed`]. Between those steps the probe is off, so the step is burn's Adam step with
+/// no read from the device.
+pub struct LearnerAdam<M, B: AutodiffBackend> {
+    inner: ProbedAdam<M, B>,
+    feed: ProbeFeed,
+    every: u64,
+    scope: ProbeScope,
+    steps: u64,
+}
+
+impl<M, B: AutodiffBackend> Clone for LearnerAdam<M, B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            feed: self.feed.clone(),
+            every: self.every,
+            scope: self.scope,
+            steps: self.steps,
+        }
+    }
+}
+
+impl<M: AutodiffModule<B>, B: AutodiffBackend> LearnerAdam<M, B> {
+    /// Adam from `config`, publishing to `feed` the statistics of `scope` every `every`
+    /// steps (1: each step, one device read per step).
+    pub fn try_new(
+        config: &ProbedAdamConfig,
+        feed: ProbeFeed,
+        scope: ProbeScope,
+        every: u64,
+    ) -> Result<Self, TrainError> {
+        if every == 0 {
+            return Err(TrainError::Zero {
+                what: "the probe interval `every`",
+            });
+        }
+        let inner = config.try_init()?;
+        Ok(Self {
+            inner,
+            feed,
+            every,
+            scope,
+            steps: 0,
+        })
+    }
+
+    /// The wrapped optimizer.
+    pub fn inner(&self) -> &ProbedAdam<M, B> {
+        &self.inner
+    }
+
+    fn step_with(&mut self, step: impl FnOnce(&mut ProbedAdam<M, B>) -> M) -> M {
+        self.steps += 1;
+        let probed = self.steps.is_multiple_of(self.every);
+        self.inner.set_probe(probed);
+        let module = step(&mut self.inner);
+        if probed && let Some(probe) = self.inner.take_probe() {
+            let reading = match self.scope {
+                ProbeScope::Model => {
+                    let report = probe.read();
+                    Some((report.model.effective_lr, report.model.grad_norm))
+                }
+                ProbeScope::Param(id) => {
+                    let report = probe.read_params(&[id]);
+                    let grad_norm = report.grad_norm;
+                    report.param(id).map(|p| (p.effective_lr, grad_norm))
+                }
+            };
+            if let Some((effective_lr, grad_norm)) = reading {
+                self.feed.push(ProbeReading {
+                    step: self.steps,
+                    effective_lr,
+                    grad_norm,
+                });
+            }
+        }
+        // The probe shares the moments: off before the next step, which then updates in place.
+        self.inner.set_probe(false);
+        module
+    }
+}
+
+impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for LearnerAdam<M, B> {
+    type Record = ProbedAdamRecord<B>;
+
+    fn step(&mut self, lr: LearningRate, module: M, grads: GradientsParams) -> M {
+        self.step_with(|adam| adam.step(lr, module, grads))
+    }
+
+    fn step_multi(&mut self, lr: LearningRate, module: M, grads: MultiGradientsParams) -> M {
+        self.step_with(|adam| adam.step_multi(lr, module, grads))
+    }
+
+    fn to_record(&self) -> Self::Record {
+        self.inner.to_record()
+    }
+
+    fn load_record(mut self, record: Self::Record) -> Self {
+        self.inner = self.inner.load_record(record);
+        self
+    }
+}
+
+/// Which effective-LR statistic an [`EffectiveLrMetric`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EffectiveLrQuantity {
+    /// Median entry.
+    Median,
+    /// Largest entry.
+    Max,
+    /// Fraction of entries within 10% of the ceiling `lr / eps`: parameters whose gradient
+    /// has been absent long enough that a returning gradient is amplified.
+    NearCeilingFraction,
+}
+
+impl EffectiveLrQuantity {
+    /// Every quantity.
+    pub const ALL: [EffectiveLrQuantity; 3] = [
+        EffectiveLrQuantity::Median,
+        EffectiveLrQuantity::Max,
+        EffectiveLrQuantity::NearCeilingFraction,
+    ];
+
+    /// The metric's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectiveLrQuantity::Median => "Effective LR Median",
+            EffectiveLrQuantity::Max => "Effective LR Max",
+            EffectiveLrQuantity::NearCeilingFraction => "Effective LR Near Ceiling",
+        }
+    }
+
+    /// The value in `stats`.
+    pub fn of(self, stats: &EffectiveLrStats) -> f64 {
+        match self {
+            EffectiveLrQuantity::Median => stats.median,
+            EffectiveLrQuantity::Max => stats.max,
+            EffectiveLrQuantity::NearCeilingFraction => stats.near_ceiling_fraction,
+        }
+    }
+}
+
+/// A numeric burn-train metric of one [`EffectiveLrQuantity`], read from a [`ProbeFeed`].
+/// Its `n`-th batch reports the reading of optimizer step `n`, or of the latest step read
+/// before it (so register it for training only, without gradient accumulation); NaN before
+/// the first reading.
+pub type EffectiveLrMetric = QuantityMetric<EffectiveLrSource>;
+
+/// An [`EffectiveLrQuantity`] read from a [`ProbeFeed`], counting the batches it has seen.
+#[derive(Debug, Clone)]
+pub struct EffectiveLrSource {
+    quantity: EffectiveLrQuantity,
+    feed: ProbeFeed,
+    batches: u64,
+}
+
+impl BatchQuantity for EffectiveLrSource {
+    type Input = ();
+
+    fn name(&self) -> &'static str {
+        self.quantity.name()
+    }
+
+    // The batch count goes on across epochs: it is the optimizer's step.
+    fn measure(&mut self, _: &()) -> (f64, usize) {
+        self.batches += 1;
+        let value = self
+            .feed
+            .at(self.batches)
+            .map_or(f64::NAN, |r| self.quantity.of(&r.effective_lr));
+        (value, 1)
+    }
+}
+
+impl EffectiveLrMetric {
+    /// The metric of `quantity`, reading `feed`.
+    pub fn new(quantity: EffectiveLrQuantity, feed: ProbeFeed) -> Self {
+        Self::of(EffectiveLrSource {
+            quantity,
+            feed,
+            batches: 0,
+        })
+    }
+}

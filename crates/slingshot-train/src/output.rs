@@ -1,0 +1,151 @@
+//! A step output that extends burn's `ClassificationOutput` with the loss precision and,
+//! optionally, the classifier and the features, so that one batch's collapse and NFI values
+//! are computed once, in the training precision.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use burn_flex::Flex;
+use burn_train::metric::{AccuracyInput, Adaptor, LossInput, TopKAccuracyInput};
+use burn_train::{ClassificationOutput, ItemLazy};
+use slingshot_loss::LossPrecision;
+use slingshot_nn::NfiDiagnostics;
+
+use crate::TrainError;
+use crate::input::{CollapseInput, NfiInput};
+
+/// The classifier `logits = features W + b` of a step, for the NFI metrics.
+#[derive(Debug, Clone)]
+pub struct ClassifierParts<B: Backend> {
+    /// Penultimate features `[N, d]`.
+    pub features: Tensor<B, 2>,
+    /// Weight `[d, K]`, as burn's `Linear` stores it.
+    pub weight: Tensor<B, 2>,
+    /// Bias `[K]`, if the classifier has one.
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+/// What a `TrainStep` (or `InferenceStep`) returns to have slingshot's metrics: burn's
+/// [`ClassificationOutput`] (so burn's loss and accuracy metrics work as before), the
+/// precision the loss computes in, and optionally the classifier.
+pub struct CollapseOutput<B: Backend> {
+    /// Loss, logits and targets, as burn's own output.
+    pub classification: ClassificationOutput<B>,
+    /// The loss's precision: [`LossPrecision::Native`] for burn's `CrossEntropyLoss`.
+    pub precision: LossPrecision,
+    /// The classifier and features, for the NFI metrics.
+    pub classifier: Option<ClassifierParts<B>>,
+}
+
+impl<B: Backend> CollapseOutput<B> {
+    /// The output of a step with loss `loss` `[1]`, `logits` `[N, K]` and `targets` `[N]`;
+    /// collapse is judged in `precision`.
+    pub fn new(
+        loss: Tensor<B, 1>,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 1, Int>,
+        precision: LossPrecision,
+    ) -> Self {
+        Self {
+            classification: ClassificationOutput::new(loss, logits, targets),
+            precision,
+            classifier: None,
+        }
+    }
+
+    /// Adds the classifier (`weight` `[d, K]`, `bias` `[K]`) and the `features` `[N, d]` it
+    /// was applied to, after checking their shapes against the logits. They are detached:
+    /// the metrics never enter the autodiff graph.
+    pub fn try_with_classifier(
+        mut self,
+        features: Tensor<B, 2>,
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<Self, TrainError> {
+        let [n, k] = self.classification.output.dims();
+        let [fn_, d] = features.dims();
+        let shape = |what, expected: Vec<usize>, got: Vec<usize>| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(TrainError::Shape {
+                    what,
+                    expected,
+                    got,
+                })
+            }
+        };
+        shape("features rows", vec![n], vec![fn_])?;
+        shape("classifier weight", vec![d, k], weight.dims().to_vec())?;
+        if let Some(b) = &bias {
+            shape("classifier bias", vec![k], b.dims().to_vec())?;
+        }
+        self.classifier = Some(ClassifierParts {
+            features: features.detach(),
+            weight: weight.detach(),
+            bias: bias.map(Tensor::detach),
+        });
+        Ok(self)
+    }
+}
+
+/// A [`CollapseOutput`] on the metrics' thread: host values, computed once per batch.
+pub struct CollapseItem {
+    /// burn's output, synced as burn syncs it (for `LossMetric`, `AccuracyMetric`, ...).
+    pub classification: ClassificationOutput<Flex>,
+    /// The collapse statistics in the training precision.
+    pub collapse: CollapseInput,
+    /// The NFI values, when the output carried the classifier.
+    pub nfi: NfiInput,
+}
+
+impl<B: Backend> ItemLazy for CollapseOutput<B> {
+    type ItemSync = CollapseItem;
+
+    // Runs on burn-train's metrics thread: the training thread never waits for these reads.
+    fn sync(self) -> CollapseItem {
+        let out = &self.classification;
+        let [rows, _] = out.output.dims();
+        let collapse =
+            CollapseInput::compute(out.output.clone(), out.targets.clone(), self.precision);
+        let summary = self.classifier.map(|c| {
+            NfiDiagnostics::try_new_inflation(c.weight, c.bias, c.features, out.targets.clone())
+                .expect("shapes checked by try_with_classifier")
+                .summary()
+        });
+        CollapseItem {
+            classification: self.classification.sync(),
+            collapse,
+            nfi: NfiInput { rows, summary },
+        }
+    }
+}
+
+impl Adaptor<CollapseInput> for CollapseItem {
+    fn adapt(&self) -> CollapseInput {
+        self.collapse.clone()
+    }
+}
+
+impl Adaptor<NfiInput> for CollapseItem {
+    fn adapt(&self) -> NfiInput {
+        self.nfi.clone()
+    }
+}
+
+impl Adaptor<LossInput<Flex>> for CollapseItem {
+    fn adapt(&self) -> LossInput<Flex> {
+        self.classification.adapt()
+    }
+}
+
+impl Adaptor<AccuracyInput<Flex>> for CollapseItem {
+    fn adapt(&self) -> AccuracyInput<Flex> {
+        self.classification.adapt()
+    }
+}
+
+impl Adaptor<TopKAccuracyInput<Flex>> for CollapseItem {
+    fn adapt(&self) -> TopKAccuracyInput<Flex> {
+        self.classification.adapt()
+    }
+}

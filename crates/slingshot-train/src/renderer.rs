@@ -1,0 +1,187 @@
+//! A headless renderer that prints metric values: burn-train's own CLI renderer prints only
+//! the progress, so without the `tui` dashboard a collapse would not be seen.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use burn_train::metric::{MetricDefinition, MetricId};
+use burn_train::renderer::{
+    EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining, ProgressType, TrainingProgress,
+};
+
+/// Prints one line of every numeric metric's batch value each `every` training iterations
+/// and at the last validation batch of each epoch, and prints a text metric (such as
+/// [`crate::CollapseWarning`]) whenever its text changes.
+pub struct MetricLinesRenderer {
+    every: usize,
+    names: HashMap<MetricId, String>,
+    order: Vec<MetricId>,
+    train: HashMap<MetricId, f64>,
+    valid: HashMap<MetricId, f64>,
+    texts: HashMap<MetricId, String>,
+    out: Box<dyn Write + Send + Sync>,
+    bar: Option<ProgressBar>,
+}
+
+impl MetricLinesRenderer {
+    /// Lines every `every` iterations (at least 1) on standard output.
+    pub fn new(every: usize) -> Self {
+        Self::to_writer(every, Box::new(std::io::stdout()))
+    }
+
+    /// Lines every `every` iterations (at least 1) to `out`.
+    pub fn to_writer(every: usize, out: Box<dyn Write + Send + Sync>) -> Self {
+        Self {
+            every: every.max(1),
+            names: HashMap::new(),
+            order: Vec::new(),
+            train: HashMap::new(),
+            valid: HashMap::new(),
+            texts: HashMap::new(),
+            out,
+            bar: None,
+        }
+    }
+
+    /// Adds a progress bar over `iterations` training iterations in all, on a terminal
+    /// only and unless `quiet`; the lines then print above it.
+    pub fn with_progress_bar(mut self, iterations: u64, quiet: bool) -> Self {
+        if !quiet && std::io::stdout().is_terminal() {
+            let bar = ProgressBar::new(iterations);
+            let style = ProgressStyle::with_template(
+                "[{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+            )
+            .expect("a valid template");
+            bar.set_style(style);
+            self.bar = Some(bar);
+        }
+        self
+    }
+
+    fn print(&mut self, line: &str) {
+        // Output is best effort: a closed pipe must not stop training.
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => {
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
+    }
+
+    fn update(&mut self, state: MetricState, valid: bool) {
+        match state {
+            MetricState::Numeric(entry, value) => {
+                let values = if valid {
+                    &mut self.valid
+                } else {
+                    &mut self.train
+                };
+                values.insert(entry.metric_id, value.current());
+            }
+            MetricState::Generic(entry) => {
+                let text = entry.serialized_entry.formatted;
+                if self.texts.get(&entry.metric_id) != Some(&text) {
+                    let name = self
+                        .names
+                        .get(&entry.metric_id)
+                        .cloned()
+                        .unwrap_or_default();
+                    // Output is best effort: a closed pipe must not stop training.
+                    let _ = writeln!(self.out, "{name}: {text}");
+                    self.texts.insert(entry.metric_id, text);
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, split: &str, item: &TrainingProgress) {
+        let values = if split == "train" {
+            &self.train
+        } else {
+            &self.valid
+        };
+        let mut line = format!(
+            "{split} epoch {} iteration {}",
+            item.global_progress.items_processed,
+            item.iteration.unwrap_or(0)
+        );
+        for id in &self.order {
+            if let (Some(name), Some(v)) = (self.names.get(id), values.get(id)) {
+                line.push_str(&format!(" | {name} {}", format_value(*v)));
+            }
+        }
+        self.print(&line);
+    }
+}
+
+/// Four significant digits, in scientific notation where fixed would hide them.
+fn format_value(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+impl MetricsRendererTraining for MetricLinesRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.update(state, false);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.update(state, true);
+    }
+
+    fn render_train(&mut self, item: TrainingProgress, _: Vec<ProgressType>) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        if item.iteration.unwrap_or(0).is_multiple_of(self.every) {
+            self.line("train", &item);
+        }
+    }
+
+    fn render_valid(&mut self, item: TrainingProgress, _: Vec<ProgressType>) {
+        if item
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.items_processed >= p.items_total)
+        {
+            self.line("valid", &item);
+        }
+    }
+}
+
+impl MetricsRendererEvaluation for MetricLinesRenderer {
+    fn update_test(&mut self, _: EvaluationName, state: MetricState) {
+        self.update(state, true);
+    }
+
+    fn render_test(&mut self, item: EvaluationProgress, _: Vec<ProgressType>) {
+        if item.progress.items_processed >= item.progress.items_total {
+            self.line("test", &TrainingProgress::from(&item));
+        }
+    }
+}
+
+impl MetricsRenderer for MetricLinesRenderer {
+    fn manual_close(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let _ = self.out.flush();
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        if !self.names.contains_key(&definition.metric_id) {
+            self.order.push(definition.metric_id.clone());
+        }
+        self.names.insert(definition.metric_id, definition.name);
+        // burn-train registers metrics in no fixed order: print them by name.
+        let names = &self.names;
+        self.order.sort_by_key(|id| names.get(id).cloned());
+    }
+}
