@@ -1,7 +1,6 @@
 //! Checkpoints that survive a kill: burn-train's file checkpointer writes each record in
 //! place, so a kill during a save leaves a truncated file that the next resume loads.
 
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use burn::record::{FileRecorder, Recorder, RecorderError};
@@ -15,16 +14,12 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone, Default)]
 pub struct AtomicFileRecorder<R> {
     inner: R,
-    _r: PhantomData<R>,
 }
 
 impl<R> AtomicFileRecorder<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            _r: PhantomData,
-        }
+        Self { inner }
     }
 }
 

@@ -17,7 +17,7 @@ const KEPT_READINGS: usize = 64;
 /// What the probe read at one optimizer step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeReading {
-    /// The optimizer step, counted from 1 in this process.
+    /// Adam's step `t`, counting the steps before a restored record.
     pub step: u64,
     /// Effective learning rate `lr / (sqrt(v_hat) + eps)` over the probed entries.
     pub effective_lr: EffectiveLrStats,
@@ -43,9 +43,11 @@ pub struct ProbeFeed {
     readings: Arc<Mutex<Readings>>,
 }
 
+/// Each reading with the optimizer call of this process it came from (1, 2, ...): the
+/// metrics count batches the same way.
 #[derive(Debug, Default)]
 struct Readings {
-    kept: Vec<ProbeReading>,
+    kept: Vec<(u64, ProbeReading)>,
     dropped: usize,
 }
 
@@ -55,37 +57,39 @@ impl ProbeFeed {
         Self::default()
     }
 
-    fn push(&self, reading: ProbeReading) {
+    fn push(&self, call: u64, reading: ProbeReading) {
         let mut readings = self.readings.lock().expect("probe feed lock");
-        readings.kept.push(reading);
+        readings.kept.push((call, reading));
         let excess = readings.kept.len().saturating_sub(KEPT_READINGS);
         readings.kept.drain(..excess);
         readings.dropped += excess;
     }
 
-    /// The latest reading at or before `step`; `None` before the first reading. A metric
-    /// more than 64 readings behind gets the oldest one kept.
-    pub fn at(&self, step: u64) -> Option<ProbeReading> {
+    /// The latest reading at or before the optimizer's `call`-th step in this process;
+    /// `None` before the first reading. A metric more than 64 readings behind gets the
+    /// oldest one kept.
+    pub fn at(&self, call: u64) -> Option<ProbeReading> {
         let readings = self.readings.lock().expect("probe feed lock");
         let kept = &readings.kept;
         kept.iter()
             .rev()
-            .find(|r| r.step <= step)
+            .find(|(c, _)| *c <= call)
             .or_else(|| kept.first().filter(|_| readings.dropped > 0))
-            .cloned()
+            .map(|(_, r)| r.clone())
     }
 }
 
-/// [`ProbedAdam`] for burn-train's `Learner`: the same steps and the same record, and every
-/// `every` steps it reads its probe and publishes the effective-LR statistics to a
-/// [`ProbeFeed`]. Between those steps the probe is off, so the step is burn's Adam step with
-/// no read from the device.
+/// [`ProbedAdam`] for burn-train's `Learner`: the same steps and the same record, and at
+/// every `every`-th Adam step it reads its probe and publishes the effective-LR statistics to
+/// a [`ProbeFeed`]. Between those steps the probe is off, so the step is burn's Adam step with
+/// no read from the device. After a restored record the count goes on from the record's `t`.
 pub struct LearnerAdam<M, B: AutodiffBackend> {
     inner: ProbedAdam<M, B>,
     feed: ProbeFeed,
     every: u64,
     scope: ProbeScope,
-    steps: u64,
+    step: u64,
+    calls: u64,
 }
 
 impl<M, B: AutodiffBackend> Clone for LearnerAdam<M, B> {
@@ -95,7 +99,8 @@ impl<M, B: AutodiffBackend> Clone for LearnerAdam<M, B> {
             feed: self.feed.clone(),
             every: self.every,
             scope: self.scope,
-            steps: self.steps,
+            step: self.step,
+            calls: self.calls,
         }
     }
 }
@@ -120,7 +125,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> LearnerAdam<M, B> {
             feed,
             every,
             scope,
-            steps: 0,
+            step: 0,
+            calls: 0,
         })
     }
 
@@ -130,8 +136,9 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> LearnerAdam<M, B> {
     }
 
     fn step_with(&mut self, step: impl FnOnce(&mut ProbedAdam<M, B>) -> M) -> M {
-        self.steps += 1;
-        let probed = self.steps.is_multiple_of(self.every);
+        self.step += 1;
+        self.calls += 1;
+        let probed = self.step.is_multiple_of(self.every);
         self.inner.set_probe(probed);
         let module = step(&mut self.inner);
         if probed && let Some(probe) = self.inner.take_probe() {
@@ -147,11 +154,12 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> LearnerAdam<M, B> {
                 }
             };
             if let Some((effective_lr, grad_norm)) = reading {
-                self.feed.push(ProbeReading {
-                    step: self.steps,
+                let reading = ProbeReading {
+                    step: self.step,
                     effective_lr,
                     grad_norm,
-                });
+                };
+                self.feed.push(self.calls, reading);
             }
         }
         // The probe shares the moments: off before the next step, which then updates in place.
@@ -176,6 +184,12 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for LearnerAdam<M
     }
 
     fn load_record(mut self, record: Self::Record) -> Self {
+        self.step = record
+            .params
+            .iter()
+            .map(|p| p.time as u64)
+            .max()
+            .unwrap_or(0);
         self.inner = self.inner.load_record(record);
         self
     }
@@ -221,9 +235,10 @@ impl EffectiveLrQuantity {
 }
 
 /// A numeric burn-train metric of one [`EffectiveLrQuantity`], read from a [`ProbeFeed`].
-/// Its `n`-th batch reports the reading of optimizer step `n`, or of the latest step read
-/// before it (so register it for training only, without gradient accumulation); NaN before
-/// the first reading.
+/// Its `n`-th batch in this process reports the reading of the optimizer's `n`-th step in this
+/// process, or of the latest step read before it; NaN before the first reading. That pairing
+/// holds for one optimizer step per training batch: register it for training only, and not
+/// with gradient accumulation or burn-train's multi-device strategy (one batch per device).
 pub type EffectiveLrMetric = QuantityMetric<EffectiveLrSource>;
 
 /// An [`EffectiveLrQuantity`] read from a [`ProbeFeed`], counting the batches it has seen.

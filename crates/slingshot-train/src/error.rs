@@ -24,14 +24,6 @@ pub enum TrainError {
         /// Which count.
         what: &'static str,
     },
-    /// The loss precision's format has no absorption margin for this many classes.
-    #[error("no absorption margin for {classes} classes: {reason}")]
-    Threshold {
-        /// The logits' columns.
-        classes: usize,
-        /// What the numerics crate said.
-        reason: String,
-    },
     /// The optimizer's configuration is invalid.
     #[error(transparent)]
     Optimizer(#[from] slingshot_optim::OptimError),

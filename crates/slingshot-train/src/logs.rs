@@ -40,7 +40,8 @@ pub fn read_numeric_log(path: &Path) -> Result<Vec<(f64, usize)>, TrainError> {
 
 /// A metric logger for a resumed run. burn-train 0.21's event store numbers the first epoch
 /// after `.checkpoint(k)` as epoch 1 (and the ones after it correctly), so its file logger
-/// would overwrite epoch 1's logs with epoch `k + 1`'s. This logs that epoch as `k + 1`.
+/// would overwrite epoch 1's logs with epoch `k + 1`'s. This writes that epoch as `k + 1`.
+/// Reads pass through unchanged: they name epochs that are on disk under their own numbers.
 /// Register it with `with_metric_logger` (which replaces burn-train's default file logger).
 pub struct ResumedMetricLogger<L> {
     inner: L,
@@ -71,7 +72,6 @@ impl<L: MetricLogger> MetricLogger for ResumedMetricLogger<L> {
         epoch: usize,
         split: &Split,
     ) -> Result<Vec<NumericEntry>, String> {
-        let epoch = self.epoch(epoch);
         self.inner.read_numeric(name, epoch, split)
     }
 

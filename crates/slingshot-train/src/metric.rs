@@ -172,6 +172,21 @@ impl NfiMetric {
     pub fn new(quantity: NfiQuantity) -> Self {
         Self::of(quantity)
     }
+
+    /// `||W_G||`.
+    pub fn w_g_norm() -> Self {
+        Self::new(NfiQuantity::WgNorm)
+    }
+
+    /// `||mu_G||`.
+    pub fn mu_g_norm() -> Self {
+        Self::new(NfiQuantity::MuGNorm)
+    }
+
+    /// `cos(W_G, mu_G)`.
+    pub fn cos_wg_mug() -> Self {
+        Self::new(NfiQuantity::CosWgMuG)
+    }
 }
 
 /// What a [`QuantityMetric`] reports: a name, and one value per batch with its weight.

@@ -5,7 +5,10 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use burn_flex::Flex;
-use burn_train::metric::{AccuracyInput, Adaptor, LossInput, TopKAccuracyInput};
+use burn_train::metric::{
+    AccuracyInput, Adaptor, AurocInput, ConfusionStatsInput, LossInput, PerplexityInput,
+    TopKAccuracyInput,
+};
 use burn_train::{ClassificationOutput, ItemLazy};
 use slingshot_loss::LossPrecision;
 use slingshot_nn::NfiDiagnostics;
@@ -26,35 +29,72 @@ pub struct ClassifierParts<B: Backend> {
 
 /// What a `TrainStep` (or `InferenceStep`) returns to have slingshot's metrics: burn's
 /// [`ClassificationOutput`] (so burn's loss and accuracy metrics work as before), the
-/// precision the loss computes in, and optionally the classifier.
+/// precision the loss computes in, and optionally the classifier. The fields are checked
+/// when it is built: nothing it holds can make the metrics thread fail.
 pub struct CollapseOutput<B: Backend> {
-    /// Loss, logits and targets, as burn's own output.
-    pub classification: ClassificationOutput<B>,
-    /// The loss's precision: [`LossPrecision::Native`] for burn's `CrossEntropyLoss`.
-    pub precision: LossPrecision,
-    /// The classifier and features, for the NFI metrics.
-    pub classifier: Option<ClassifierParts<B>>,
+    classification: ClassificationOutput<B>,
+    precision: LossPrecision,
+    classifier: Option<ClassifierParts<B>>,
+}
+
+fn same_shape(what: &'static str, expected: Vec<usize>, got: Vec<usize>) -> Result<(), TrainError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(TrainError::Shape {
+            what,
+            expected,
+            got,
+        })
+    }
 }
 
 impl<B: Backend> CollapseOutput<B> {
     /// The output of a step with loss `loss` `[1]`, `logits` `[N, K]` and `targets` `[N]`;
     /// collapse is judged in `precision`.
+    ///
+    /// # Panics
+    /// On shapes [`Self::try_new`] refuses, with its message.
+    #[track_caller]
     pub fn new(
         loss: Tensor<B, 1>,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 1, Int>,
         precision: LossPrecision,
     ) -> Self {
-        Self {
-            classification: ClassificationOutput::new(loss, logits, targets),
-            precision,
-            classifier: None,
+        match Self::try_new(loss, logits, targets, precision) {
+            Ok(output) => output,
+            Err(e) => panic!("{e}"),
         }
     }
 
-    /// Adds the classifier (`weight` `[d, K]`, `bias` `[K]`) and the `features` `[N, d]` it
-    /// was applied to, after checking their shapes against the logits. They are detached:
-    /// the metrics never enter the autodiff graph.
+    /// [`Self::new`], or [`TrainError::Shape`] unless the batch has rows, the logits at
+    /// least two classes, and the targets one entry per row.
+    pub fn try_new(
+        loss: Tensor<B, 1>,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 1, Int>,
+        precision: LossPrecision,
+    ) -> Result<Self, TrainError> {
+        let [n, k] = logits.dims();
+        if n == 0 || k < 2 {
+            return Err(TrainError::Shape {
+                what: "logits (at least 1 row and 2 classes)",
+                expected: vec![n.max(1), k.max(2)],
+                got: vec![n, k],
+            });
+        }
+        same_shape("targets", vec![n], targets.dims().to_vec())?;
+        Ok(Self {
+            classification: ClassificationOutput::new(loss, logits, targets),
+            precision,
+            classifier: None,
+        })
+    }
+
+    /// Adds the classifier (`weight` `[d, K]`, `bias` `[K]`, `d >= 1`) and the `features`
+    /// `[N, d]` it was applied to, after checking their shapes against the logits. They are
+    /// detached: the metrics never enter the autodiff graph.
     pub fn try_with_classifier(
         mut self,
         features: Tensor<B, 2>,
@@ -62,22 +102,16 @@ impl<B: Backend> CollapseOutput<B> {
         bias: Option<Tensor<B, 1>>,
     ) -> Result<Self, TrainError> {
         let [n, k] = self.classification.output.dims();
-        let [fn_, d] = features.dims();
-        let shape = |what, expected: Vec<usize>, got: Vec<usize>| {
-            if expected == got {
-                Ok(())
-            } else {
-                Err(TrainError::Shape {
-                    what,
-                    expected,
-                    got,
-                })
-            }
-        };
-        shape("features rows", vec![n], vec![fn_])?;
-        shape("classifier weight", vec![d, k], weight.dims().to_vec())?;
+        let [rows, d] = features.dims();
+        same_shape("features rows", vec![n], vec![rows])?;
+        if d == 0 {
+            return Err(TrainError::Zero {
+                what: "the feature width d",
+            });
+        }
+        same_shape("classifier weight", vec![d, k], weight.dims().to_vec())?;
         if let Some(b) = &bias {
-            shape("classifier bias", vec![k], b.dims().to_vec())?;
+            same_shape("classifier bias", vec![k], b.dims().to_vec())?;
         }
         self.classifier = Some(ClassifierParts {
             features: features.detach(),
@@ -85,6 +119,26 @@ impl<B: Backend> CollapseOutput<B> {
             bias: bias.map(Tensor::detach),
         });
         Ok(self)
+    }
+
+    /// The step's loss, for its backward pass.
+    pub fn loss(&self) -> Tensor<B, 1> {
+        self.classification.loss.clone()
+    }
+
+    /// Loss, logits and targets, as burn's own output.
+    pub fn classification(&self) -> &ClassificationOutput<B> {
+        &self.classification
+    }
+
+    /// The loss's precision.
+    pub fn precision(&self) -> LossPrecision {
+        self.precision
+    }
+
+    /// The classifier and features, when given.
+    pub fn classifier(&self) -> Option<&ClassifierParts<B>> {
+        self.classifier.as_ref()
     }
 }
 
@@ -109,7 +163,7 @@ impl<B: Backend> ItemLazy for CollapseOutput<B> {
             CollapseInput::compute(out.output.clone(), out.targets.clone(), self.precision);
         let summary = self.classifier.map(|c| {
             NfiDiagnostics::try_new_inflation(c.weight, c.bias, c.features, out.targets.clone())
-                .expect("shapes checked by try_with_classifier")
+                .expect("shapes checked when the output was built")
                 .summary()
         });
         CollapseItem {
@@ -146,6 +200,24 @@ impl Adaptor<AccuracyInput<Flex>> for CollapseItem {
 
 impl Adaptor<TopKAccuracyInput<Flex>> for CollapseItem {
     fn adapt(&self) -> TopKAccuracyInput<Flex> {
+        self.classification.adapt()
+    }
+}
+
+impl Adaptor<ConfusionStatsInput<Flex>> for CollapseItem {
+    fn adapt(&self) -> ConfusionStatsInput<Flex> {
+        self.classification.adapt()
+    }
+}
+
+impl Adaptor<AurocInput<Flex>> for CollapseItem {
+    fn adapt(&self) -> AurocInput<Flex> {
+        self.classification.adapt()
+    }
+}
+
+impl Adaptor<PerplexityInput<Flex>> for CollapseItem {
+    fn adapt(&self) -> PerplexityInput<Flex> {
         self.classification.adapt()
     }
 }

@@ -6,6 +6,8 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::TrainError;
+
 use burn_train::metric::{MetricDefinition, MetricId};
 use burn_train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
@@ -17,6 +19,7 @@ use burn_train::renderer::{
 /// [`crate::CollapseWarning`]) whenever its text changes.
 pub struct MetricLinesRenderer {
     every: usize,
+    values: bool,
     names: HashMap<MetricId, String>,
     order: Vec<MetricId>,
     train: HashMap<MetricId, f64>,
@@ -27,15 +30,40 @@ pub struct MetricLinesRenderer {
 }
 
 impl MetricLinesRenderer {
-    /// Lines every `every` iterations (at least 1) on standard output.
+    /// Lines every `every` iterations on standard output.
+    ///
+    /// # Panics
+    /// If `every` is 0; [`Self::try_new`] returns the error.
+    #[track_caller]
     pub fn new(every: usize) -> Self {
+        match Self::try_new(every) {
+            Ok(renderer) => renderer,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Lines every `every` iterations on standard output, or [`TrainError::Zero`].
+    pub fn try_new(every: usize) -> Result<Self, TrainError> {
         Self::to_writer(every, Box::new(std::io::stdout()))
     }
 
-    /// Lines every `every` iterations (at least 1) to `out`.
-    pub fn to_writer(every: usize, out: Box<dyn Write + Send + Sync>) -> Self {
-        Self {
-            every: every.max(1),
+    /// Only the text metrics (the warning), on standard output: no value lines.
+    pub fn warnings_only() -> Self {
+        let mut renderer = Self::new(1);
+        renderer.values = false;
+        renderer
+    }
+
+    /// Lines every `every` iterations to `out`, or [`TrainError::Zero`].
+    pub fn to_writer(every: usize, out: Box<dyn Write + Send + Sync>) -> Result<Self, TrainError> {
+        if every == 0 {
+            return Err(TrainError::Zero {
+                what: "the renderer's line interval `every`",
+            });
+        }
+        Ok(Self {
+            every,
+            values: true,
             names: HashMap::new(),
             order: Vec::new(),
             train: HashMap::new(),
@@ -43,7 +71,7 @@ impl MetricLinesRenderer {
             texts: HashMap::new(),
             out,
             bar: None,
-        }
+        })
     }
 
     /// Adds a progress bar over `iterations` training iterations in all, on a terminal
@@ -89,8 +117,7 @@ impl MetricLinesRenderer {
                         .get(&entry.metric_id)
                         .cloned()
                         .unwrap_or_default();
-                    // Output is best effort: a closed pipe must not stop training.
-                    let _ = writeln!(self.out, "{name}: {text}");
+                    self.print(&format!("{name}: {text}"));
                     self.texts.insert(entry.metric_id, text);
                 }
             }
@@ -98,6 +125,9 @@ impl MetricLinesRenderer {
     }
 
     fn line(&mut self, split: &str, item: &TrainingProgress) {
+        if !self.values {
+            return;
+        }
         let values = if split == "train" {
             &self.train
         } else {

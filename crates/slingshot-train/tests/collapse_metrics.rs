@@ -207,3 +207,30 @@ fn without_a_classifier_the_nfi_metric_is_nan() {
     );
     assert!(metric.value().current().is_nan());
 }
+
+#[test]
+fn outputs_the_metrics_could_not_read_are_refused() {
+    let device = Default::default();
+    let loss = || Tensor::<B, 1>::from_floats([1.0], &device);
+    let (logits, targets) = batch();
+    let short = labels(&[0, 1]);
+    let err = CollapseOutput::try_new(loss(), logits.clone(), short, LossPrecision::Native)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("targets"), "{err}");
+    let one_class = Tensor::<B, 2>::zeros([4, 1], &device);
+    let err = CollapseOutput::try_new(loss(), one_class, targets.clone(), LossPrecision::Native)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("2 classes"), "{err}");
+    let output = CollapseOutput::try_new(loss(), logits, targets, LossPrecision::Native).unwrap();
+    let err = output
+        .try_with_classifier(
+            Tensor::<B, 2>::zeros([4, 0], &device),
+            Tensor::<B, 2>::zeros([0, 5], &device),
+            None,
+        )
+        .err()
+        .unwrap();
+    assert!(matches!(err, TrainError::Zero { .. }), "{err}");
+}

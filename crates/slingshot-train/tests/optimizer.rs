@@ -4,7 +4,8 @@
 use burn::backend::Autodiff;
 use burn::data::dataloader::Progress;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, MultiGradientsParams, Optimizer};
+use burn::tensor::backend::DeviceOps;
 use burn::tensor::{Tensor, TensorData};
 use burn_flex::Flex;
 use burn_train::metric::{Metric, MetricMetadata, Numeric};
@@ -135,4 +136,42 @@ fn a_zero_interval_is_refused() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("epsilon"), "{err}");
+}
+
+#[test]
+fn a_multi_device_step_is_the_single_device_step() {
+    let feed = ProbeFeed::new();
+    let make = || {
+        LearnerAdam::<Linear<B>, B>::try_new(&config(), feed.clone(), ProbeScope::Model, 1).unwrap()
+    };
+    let (mut single, mut multi) = (make(), make());
+    let mut a = model();
+    let mut b = a.clone();
+    for step in 1..=3 {
+        a = single.step(1e-2, a.clone(), grads(&a, step));
+        let mut parts = MultiGradientsParams::default();
+        let device = burn::tensor::Device::<B>::default();
+        parts.grads.push((grads(&b, step), DeviceOps::id(&device)));
+        b = multi.step_multi(1e-2, b.clone(), parts);
+        assert_eq!(weights(&a), weights(&b), "step {step}");
+    }
+}
+
+#[test]
+fn after_a_restored_record_the_probe_interval_goes_on_from_t() {
+    let feed = ProbeFeed::new();
+    let make = |feed: &ProbeFeed| {
+        LearnerAdam::<Linear<B>, B>::try_new(&config(), feed.clone(), ProbeScope::Model, 2).unwrap()
+    };
+    let mut first = make(&feed);
+    let mut linear = model();
+    for step in 1..=3 {
+        linear = first.step(1e-2, linear.clone(), grads(&linear, step));
+    }
+    let resumed_feed = ProbeFeed::new();
+    let mut resumed = make(&resumed_feed).load_record(first.to_record());
+    let _ = resumed.step(1e-2, linear.clone(), grads(&linear, 4));
+    // Adam's step 4 is even: read, and the resumed process's first call.
+    let reading = resumed_feed.at(1).expect("step 4 was probed");
+    assert_eq!(reading.step, 4);
 }

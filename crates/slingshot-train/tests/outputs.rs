@@ -129,7 +129,7 @@ fn progress(iteration: usize) -> TrainingProgress {
 #[test]
 fn the_renderer_prints_values_every_n_iterations_and_each_new_warning() {
     let out = Shared::default();
-    let mut renderer = MetricLinesRenderer::to_writer(2, Box::new(out.clone()));
+    let mut renderer = MetricLinesRenderer::to_writer(2, Box::new(out.clone())).unwrap();
     let loss = define(&mut renderer, "Loss");
     let collapsed = define(&mut renderer, "Collapsed Fraction");
     let warning = define(&mut renderer, "Collapse Warning");
@@ -231,4 +231,12 @@ fn the_latest_checkpoint_is_the_latest_complete_one() {
     assert_eq!(latest_checkpoint(&dir, "mpk"), Some(1));
     std::fs::write(checkpoints.join("scheduler-2.mpk"), b"x").unwrap();
     assert_eq!(latest_checkpoint(&dir, "mpk"), Some(2));
+}
+
+#[test]
+fn a_zero_line_interval_is_refused() {
+    let err = MetricLinesRenderer::to_writer(0, Box::new(Shared::default()))
+        .err()
+        .unwrap();
+    assert!(matches!(err, TrainError::Zero { .. }), "{err}");
 }

@@ -106,9 +106,8 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
             "--log-every must be at least 1, got 0".into(),
         ));
     }
-    let mut arms = cli.arms.clone();
-    arms.dedup();
-    if arms.len() != cli.arms.len() {
+    let distinct: std::collections::HashSet<_> = cli.arms.iter().collect();
+    if distinct.len() != cli.arms.len() {
         return Err(ExperimentError::InvalidConfig(
             "--arms names an arm twice".into(),
         ));

@@ -135,13 +135,13 @@ impl CollapseRunConfig {
             let what = "in (0, 1), leaving at least one pair on each side";
             return bad("train-fraction", what, self.train_fraction.to_string());
         }
-        for (flag, value) in [
-            ("width", self.width),
-            ("epochs", self.epochs),
-            ("steps-per-epoch", self.steps_per_epoch),
+        for (flag, value, most) in [
+            ("width", self.width, 65_536),
+            ("epochs", self.epochs, 1_000_000),
+            ("steps-per-epoch", self.steps_per_epoch, 1_000_000),
         ] {
-            if value == 0 {
-                return bad(flag, "at least 1", value.to_string());
+            if !(1..=most).contains(&value) {
+                return bad(flag, &format!("in 1..={most}"), value.to_string());
             }
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
@@ -161,9 +161,14 @@ impl CollapseRunConfig {
     /// batch, and the parameters with Adam's two moments and a gradient.
     pub fn memory_bytes(&self) -> u64 {
         let (p, w) = (self.p as u64, self.width as u64);
-        let rows = p * p;
-        let params = 2 * p * w + w * w + w * p;
-        4 * (rows * (2 * p + 2 * w + 2 * p) + 4 * params)
+        let rows = p.saturating_mul(p);
+        let params = (3 * p)
+            .saturating_mul(w)
+            .saturating_add(w.saturating_mul(w));
+        let activations = rows.saturating_mul(4 * p + 2 * w);
+        activations
+            .saturating_add(params.saturating_mul(4))
+            .saturating_mul(4)
     }
 
     /// Training rows per batch (the whole training set).

@@ -185,7 +185,7 @@ impl<B: AutodiffBackend> TrainStep for CollapseMlp<B> {
 
     fn step(&self, batch: PairBatch<B>) -> TrainOutput<CollapseOutput<B>> {
         let output = self.output(batch);
-        let grads = output.classification.loss.clone().backward();
+        let grads = output.loss().backward();
         TrainOutput::new(self, grads, output)
     }
 }

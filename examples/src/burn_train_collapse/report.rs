@@ -47,6 +47,15 @@ pub struct ArmLogs {
 }
 
 impl ArmLogs {
+    /// The validation column `name` of [`VALID_COLUMNS`] (one value per epoch).
+    pub fn valid_column(&self, name: &str) -> &[f64] {
+        let i = VALID_COLUMNS
+            .iter()
+            .position(|(c, _)| *c == name)
+            .expect("a column of VALID_COLUMNS");
+        &self.valid[i]
+    }
+
     /// The training column `name` of [`TRAIN_COLUMNS`].
     pub fn column(&self, name: &str) -> &[f64] {
         let i = TRAIN_COLUMNS
@@ -210,7 +219,7 @@ pub fn write_summary(
         max_effective_lr: max(logs.column("eff_lr_max")),
         final_loss: last(logs.column("loss")),
         final_accuracy_percent: last(logs.column("accuracy_percent")),
-        final_valid_accuracy_percent: last(&logs.valid[1]),
+        final_valid_accuracy_percent: last(logs.valid_column("valid_accuracy_percent")),
         wall_seconds,
     };
     write_json(&dir.join("summary.json"), &summary)?;

@@ -167,13 +167,11 @@ fn with_metrics<B: AutodiffBackend>(
 }
 
 fn renderer(config: &CollapseRunConfig, options: LaunchOptions) -> MetricLinesRenderer {
-    let every = if options.quiet {
-        usize::MAX
-    } else {
-        options.log_every
-    };
+    if options.quiet {
+        return MetricLinesRenderer::warnings_only();
+    }
     let total = (config.epochs * config.steps_per_epoch) as u64;
-    MetricLinesRenderer::new(every).with_progress_bar(total, options.quiet)
+    MetricLinesRenderer::new(options.log_every).with_progress_bar(total, false)
 }
 
 /// The test hook's iteration for the arm in `dir`, on its first launch only.
