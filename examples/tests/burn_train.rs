@@ -18,7 +18,7 @@ use slingshot::numerics::collapse_impossible_below;
 use slingshot::optim::ProbedAdamConfig;
 use slingshot_examples::burn_train_collapse::arms::run_arms;
 use slingshot_examples::burn_train_collapse::model::{CollapseMlp, PairBatcher, split_pairs};
-use slingshot_examples::burn_train_collapse::report::{ArmSummary, read_arm};
+use slingshot_examples::burn_train_collapse::report::{ArmLogs, ArmSummary, read_arm};
 use slingshot_examples::burn_train_collapse::run::LaunchOptions;
 use slingshot_examples::burn_train_collapse::{CollapseRunConfig, LossArm};
 use slingshot_train::loss_format;
@@ -95,20 +95,9 @@ fn replay(arm: LossArm) {
         expect("mu_g_norm", nfi.mu_g_norm);
         expect("w_g_norm", nfi.w_g_norm);
         expect("cos_wg_mug", nfi.cos_wg_mug);
-        // burn-train syncs the loss to its f32 CPU backend: an f64 loss arrives rounded once.
-        let loss: f64 = out.loss().into_scalar().into();
-        let logged = logs.column("loss")[step];
-        assert!(
-            (logged - loss).abs() <= loss * f64::from(f32::EPSILON),
-            "{logged} vs {loss}"
-        );
         let right = logits.argmax(1).squeeze::<1>().equal(targets).int().sum();
         let accuracy = 100.0 * right.into_scalar().to_f64() / config.train_rows() as f64;
-        let logged = logs.column("accuracy_percent")[step];
-        assert!(
-            (logged - accuracy).abs() <= 1e-12 * 100.0,
-            "{logged} vs {accuracy}"
-        );
+        check_loss_and_accuracy(&logs, step, out.loss().into_scalar().into(), accuracy);
 
         let grads = GradientsParams::from_grads(out.loss().backward(), &model);
         model = adam.step(config.lr, model, grads);
@@ -123,6 +112,21 @@ fn replay(arm: LossArm) {
     let any = collapsed.iter().any(|&f| f > 0.0);
     // f32 collapses within these 40 steps and f64 does not: both sides are compared.
     assert_eq!(any, arm == LossArm::BurnF32, "{arm:?}: {collapsed:?}");
+}
+
+/// burn-train syncs the loss to its f32 CPU backend (an f64 loss arrives rounded once) and
+/// computes the accuracy in f64.
+fn check_loss_and_accuracy(logs: &ArmLogs, step: usize, loss: f64, accuracy: f64) {
+    let logged = logs.column("loss")[step];
+    assert!(
+        (logged - loss).abs() <= loss * f64::from(f32::EPSILON),
+        "{logged} vs {loss}"
+    );
+    let logged = logs.column("accuracy_percent")[step];
+    assert!(
+        (logged - accuracy).abs() <= 1e-12 * 100.0,
+        "{logged} vs {accuracy}"
+    );
 }
 
 #[test]
@@ -142,6 +146,19 @@ fn binary() -> Command {
 /// The binary with `args` and `--out out`.
 fn run_into(out: &Path, args: &[&str]) -> Output {
     binary().args(args).arg("--out").arg(out).output().unwrap()
+}
+
+/// `--resume`s the run in `out`, which must succeed; its standard output.
+fn resume_into(out: &Path, args: &[&str]) -> String {
+    let output = binary()
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn assert_ok(output: &Output) {
@@ -219,15 +236,13 @@ fn a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_files() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("continue with --resume"), "{stderr}");
     assert!(!stopped.join("slingshot-f64-loss/summary.json").exists());
-    assert_ok(
-        &binary()
-            .args(args)
-            .arg("--out")
-            .arg(&stopped)
-            .arg("--resume")
-            .output()
-            .unwrap(),
+    // Stopped at iteration 15 of 10 per epoch: from epoch 1's checkpoint, not from scratch.
+    let said = resume_into(&stopped, &args);
+    assert!(
+        said.contains("slingshot-f64-loss: resuming after epoch 1"),
+        "{said}"
     );
+    assert!(!said.contains("burn-f32: resuming"), "{said}");
     for arm in ["burn-f32", "slingshot-f64-loss"] {
         let (a, b) = (whole.join(arm), stopped.join(arm));
         let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
@@ -247,6 +262,11 @@ fn bad_flags_and_used_directories_are_refused_before_training() {
     for (flags, says) in [
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--p", "1"], "--p"),
+        (vec!["--p", "2001"], "--p"),
+        (vec!["--width", "0"], "--width"),
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--eps", "0"], "--eps"),
+        (vec!["--eps", "inf"], "--eps"),
         (vec!["--train-fraction", "1"], "--train-fraction"),
         (vec!["--warning-threshold", "0"], "--warning-threshold"),
         (vec!["--steps-per-epoch", "0"], "--steps-per-epoch"),
@@ -332,15 +352,8 @@ fn a_checkpoint_whose_logs_were_cut_short_is_not_resumed_from() {
     let short: Vec<&str> = text.lines().take(4).collect();
     std::fs::write(&log, short.join("\n") + "\n").unwrap();
     assert!(arm.join("checkpoint/model-3.mpk").is_file());
-    assert_ok(
-        &binary()
-            .args(args)
-            .arg("--out")
-            .arg(&cut)
-            .arg("--resume")
-            .output()
-            .unwrap(),
-    );
+    let said = resume_into(&cut, &args);
+    assert!(said.contains("burn-f32: resuming after epoch 2"), "{said}");
     let read = |d: &Path| std::fs::read_to_string(d.join("burn-f32/metrics.csv")).unwrap();
     assert_eq!(read(&whole), read(&cut));
     assert_eq!(
@@ -350,7 +363,7 @@ fn a_checkpoint_whose_logs_were_cut_short_is_not_resumed_from() {
     );
 }
 
-/// A real kill (SIGKILL, at whatever the run is doing once its first checkpoint exists),
+/// A real kill (SIGKILL, at whatever the run is doing once its second checkpoint exists),
 /// then `--resume`: the same files as an uninterrupted run.
 #[test]
 fn a_killed_run_resumes_to_the_uninterrupted_files() {
@@ -373,7 +386,9 @@ fn a_killed_run_resumes_to_the_uninterrupted_files() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let first = killed.join("slingshot-f32/checkpoint/model-1.mpk");
+    // By epoch 2's checkpoint, epoch 1's logs have had a whole epoch to land: the resume
+    // must start after epoch 1 at least.
+    let first = killed.join("slingshot-f32/checkpoint/model-2.mpk");
     let started = std::time::Instant::now();
     while !first.exists() && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -382,14 +397,10 @@ fn a_killed_run_resumes_to_the_uninterrupted_files() {
     let status = child.wait().unwrap();
     assert!(first.exists(), "no checkpoint within 2 minutes");
     assert!(!status.success(), "the run finished before the kill");
-    assert_ok(
-        &binary()
-            .args(args)
-            .arg("--out")
-            .arg(&killed)
-            .arg("--resume")
-            .output()
-            .unwrap(),
+    let said = resume_into(&killed, &args);
+    assert!(
+        said.contains("slingshot-f32: resuming after epoch "),
+        "{said}"
     );
     let read =
         |d: &Path, f: &str| std::fs::read_to_string(d.join("slingshot-f32").join(f)).unwrap();

@@ -827,6 +827,7 @@ fn read_logged<B: Backend, const S: usize>(
         .zip(rows)
         .map(|(d, n)| {
             let v: Vec<f64> = d.iter::<f64>().collect();
+            let v: [f64; 8] = v.try_into().expect("8 batch statistics per chunk");
             (slingshot_loss::CollapseSummary::from_batch_values(&v), n)
         })
         .collect();

@@ -53,10 +53,7 @@ pub struct CollapseSummary {
 impl CollapseSummary {
     /// The summary from [`CollapseStats::batch`]'s values once they are on the host, for a
     /// caller that reads them in its own transaction with other tensors.
-    ///
-    /// # Panics
-    /// If `v` has fewer than 8 values.
-    pub fn from_batch_values(v: &[f64]) -> CollapseSummary {
+    pub fn from_batch_values(v: &[f64; 8]) -> CollapseSummary {
         CollapseSummary {
             collapsed_fraction: v[0],
             zero_loss_fraction: v[1],
@@ -139,7 +136,7 @@ impl<B: Backend> CollapseStats<B> {
             .convert::<f64>()
             .to_vec::<f64>()
             .expect("f64 statistics");
-        CollapseSummary::from_batch_values(&v)
+        CollapseSummary::from_batch_values(&v.try_into().expect("8 batch statistics"))
     }
 
     /// Builds the statistics from the per-row values; the batch reductions stay on the device.

@@ -27,6 +27,17 @@ fn io(e: std::io::Error) -> RecorderError {
     RecorderError::Unknown(e.to_string())
 }
 
+/// The rename itself reaches the disk with the directory's sync (POSIX); other systems
+/// cannot open a directory as a file, and their rename is as durable as it gets.
+fn sync_dir(dir: &Path) -> Result<(), RecorderError> {
+    if cfg!(unix) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
 impl<B: Backend, R: FileRecorder<B>> Recorder<B> for AtomicFileRecorder<R> {
     type Settings = R::Settings;
     type RecordArgs = PathBuf;
@@ -39,7 +50,10 @@ impl<B: Backend, R: FileRecorder<B>> Recorder<B> for AtomicFileRecorder<R> {
             .file_stem()
             .and_then(|s| s.to_str())
             .ok_or_else(|| RecorderError::Unknown(format!("no file name in {}", file.display())))?;
-        let parent = file.parent().unwrap_or(Path::new("."));
+        let parent = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         // `R` sets its own extension on the path it is given: the hidden name keeps it.
         let partial = parent.join(format!(".partial-{name}"));
         self.inner.save_item(item, partial.clone())?;
@@ -48,11 +62,7 @@ impl<B: Backend, R: FileRecorder<B>> Recorder<B> for AtomicFileRecorder<R> {
             .and_then(|f| f.sync_all())
             .map_err(io)?;
         std::fs::rename(&written, &file).map_err(io)?;
-        // The rename itself reaches the disk with the directory's sync.
-        if let Ok(dir) = std::fs::File::open(parent) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        sync_dir(parent)
     }
 
     fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {

@@ -48,7 +48,6 @@ pub struct ProbeFeed {
 #[derive(Debug, Default)]
 struct Readings {
     kept: Vec<(u64, ProbeReading)>,
-    dropped: usize,
 }
 
 impl ProbeFeed {
@@ -62,19 +61,18 @@ impl ProbeFeed {
         readings.kept.push((call, reading));
         let excess = readings.kept.len().saturating_sub(KEPT_READINGS);
         readings.kept.drain(..excess);
-        readings.dropped += excess;
     }
 
     /// The latest reading at or before the optimizer's `call`-th step in this process;
-    /// `None` before the first reading. A metric more than 64 readings behind gets the
-    /// oldest one kept.
+    /// `None` before the first reading, and for a metric more than 64 readings behind (its
+    /// reading is gone, and a later one would be misattributed).
     pub fn at(&self, call: u64) -> Option<ProbeReading> {
         let readings = self.readings.lock().expect("probe feed lock");
-        let kept = &readings.kept;
-        kept.iter()
+        readings
+            .kept
+            .iter()
             .rev()
             .find(|(c, _)| *c <= call)
-            .or_else(|| kept.first().filter(|_| readings.dropped > 0))
             .map(|(_, r)| r.clone())
     }
 }
@@ -90,6 +88,7 @@ pub struct LearnerAdam<M, B: AutodiffBackend> {
     scope: ProbeScope,
     step: u64,
     calls: u64,
+    warned_missing: bool,
 }
 
 impl<M, B: AutodiffBackend> Clone for LearnerAdam<M, B> {
@@ -101,6 +100,7 @@ impl<M, B: AutodiffBackend> Clone for LearnerAdam<M, B> {
             scope: self.scope,
             step: self.step,
             calls: self.calls,
+            warned_missing: self.warned_missing,
         }
     }
 }
@@ -127,6 +127,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> LearnerAdam<M, B> {
             scope,
             step: 0,
             calls: 0,
+            warned_missing: false,
         })
     }
 
@@ -150,7 +151,15 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> LearnerAdam<M, B> {
                 ProbeScope::Param(id) => {
                     let report = probe.read_params(&[id]);
                     let grad_norm = report.grad_norm;
-                    report.param(id).map(|p| (p.effective_lr, grad_norm))
+                    let found = report.param(id).map(|p| (p.effective_lr, grad_norm));
+                    if found.is_none() && !self.warned_missing {
+                        // Usually an id taken from a fresh model before a resume.
+                        log::warn!(
+                            "the probed parameter {id} is not in the model: no effective-LR readings"
+                        );
+                        self.warned_missing = true;
+                    }
+                    found
                 }
             };
             if let Some((effective_lr, grad_norm)) = reading {

@@ -64,9 +64,10 @@ pub struct NfiInput {
 }
 
 /// burn's own output (what a step with `CrossEntropyLoss` returns) feeds the collapse metrics
-/// too: the statistics of its logits in their own dtype, which is the precision burn's loss
-/// computes in. Each metric computes them again from the logits; [`crate::CollapseOutput`]
-/// computes them once per batch.
+/// too. burn-train syncs it to the metrics device's default float dtype (f32 unless the
+/// process set another), so the statistics are judged in that dtype whatever the logits'
+/// dtype was, and each metric computes them again. [`crate::CollapseOutput`] keeps the loss
+/// precision and computes them once per batch.
 impl<B: Backend> Adaptor<CollapseInput> for ClassificationOutput<B> {
     fn adapt(&self) -> CollapseInput {
         CollapseInput::compute(

@@ -12,8 +12,8 @@
 //! * Register [`CollapseMetric`]s (the collapsed fraction, zero-loss fraction, residual mass,
 //!   margin over the absorption threshold, mean logit), [`NfiMetric`]s and a
 //!   [`CollapseWarning`] with `metric_train_numeric` / `metric_train`. The collapse metrics
-//!   also read burn's own `ClassificationOutput`, computing the statistics in the logits'
-//!   dtype.
+//!   also read burn's own `ClassificationOutput`; burn-train syncs it in the metrics
+//!   device's default dtype (f32), so bf16, f16 or f64 logits need [`CollapseOutput`].
 //! * Train with [`LearnerAdam`] and register [`EffectiveLrMetric`]s on the same
 //!   [`ProbeFeed`]. Its record is `ProbedAdam`'s, saved and restored by burn-train's
 //!   checkpointer.

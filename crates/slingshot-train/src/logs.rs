@@ -17,14 +17,17 @@ pub fn metric_log_path(dir: &Path, split: &str, epoch: usize, name: &str) -> Pat
 }
 
 /// The batch values of a numeric metric's log, each with its batch size (`value,size`
-/// per line, as `NumericMetricState` writes them).
+/// per line, as `NumericMetricState` writes them; a bare `value` counts one). A last line
+/// without its newline is left out: a kill cut it short, and its digits may be too.
 pub fn read_numeric_log(path: &Path) -> Result<Vec<(f64, usize)>, TrainError> {
     let bad = |reason: String| TrainError::Log {
         path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    text.lines()
+    let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+    whole
+        .lines()
         .enumerate()
         .map(|(i, line)| {
             let (value, size) = line.split_once(',').unwrap_or((line, "1"));
@@ -53,6 +56,11 @@ impl<L: MetricLogger> ResumedMetricLogger<L> {
     /// run, where nothing changes).
     pub fn new(inner: L, first_epoch: usize) -> Self {
         Self { inner, first_epoch }
+    }
+
+    /// The wrapped logger.
+    pub fn into_inner(self) -> L {
+        self.inner
     }
 
     fn epoch(&self, epoch: usize) -> usize {

@@ -186,38 +186,22 @@ impl Adaptor<NfiInput> for CollapseItem {
     }
 }
 
-impl Adaptor<LossInput<Flex>> for CollapseItem {
-    fn adapt(&self) -> LossInput<Flex> {
-        self.classification.adapt()
-    }
+/// burn's own metric inputs come from the wrapped `ClassificationOutput`.
+macro_rules! adapt_through_classification {
+    ($($input:ident),* $(,)?) => {$(
+        impl Adaptor<$input<Flex>> for CollapseItem {
+            fn adapt(&self) -> $input<Flex> {
+                self.classification.adapt()
+            }
+        }
+    )*};
 }
 
-impl Adaptor<AccuracyInput<Flex>> for CollapseItem {
-    fn adapt(&self) -> AccuracyInput<Flex> {
-        self.classification.adapt()
-    }
-}
-
-impl Adaptor<TopKAccuracyInput<Flex>> for CollapseItem {
-    fn adapt(&self) -> TopKAccuracyInput<Flex> {
-        self.classification.adapt()
-    }
-}
-
-impl Adaptor<ConfusionStatsInput<Flex>> for CollapseItem {
-    fn adapt(&self) -> ConfusionStatsInput<Flex> {
-        self.classification.adapt()
-    }
-}
-
-impl Adaptor<AurocInput<Flex>> for CollapseItem {
-    fn adapt(&self) -> AurocInput<Flex> {
-        self.classification.adapt()
-    }
-}
-
-impl Adaptor<PerplexityInput<Flex>> for CollapseItem {
-    fn adapt(&self) -> PerplexityInput<Flex> {
-        self.classification.adapt()
-    }
-}
+adapt_through_classification!(
+    LossInput,
+    AccuracyInput,
+    TopKAccuracyInput,
+    ConfusionStatsInput,
+    AurocInput,
+    PerplexityInput,
+);

@@ -8,15 +8,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::TrainError;
 
+use burn_train::LearnerSummary;
 use burn_train::metric::{MetricDefinition, MetricId};
 use burn_train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 
-/// Prints one line of every numeric metric's batch value each `every` training iterations
-/// and at the last validation batch of each epoch, and prints a text metric (such as
-/// [`crate::CollapseWarning`]) whenever its text changes.
+/// Prints one line of every numeric metric's batch value at every `every`-th training
+/// iteration of an epoch (burn-train counts iterations from 1 in each epoch) and at each
+/// epoch's last one, one line with the last validation batch's values per epoch, and a text
+/// metric (such as [`crate::CollapseWarning`]) whenever its text changes.
 pub struct MetricLinesRenderer {
     every: usize,
     values: bool,
@@ -44,7 +46,7 @@ impl MetricLinesRenderer {
 
     /// Lines every `every` iterations on standard output, or [`TrainError::Zero`].
     pub fn try_new(every: usize) -> Result<Self, TrainError> {
-        Self::to_writer(every, Box::new(std::io::stdout()))
+        Self::with_writer(every, Box::new(std::io::stdout()))
     }
 
     /// Only the text metrics (the warning), on standard output: no value lines.
@@ -55,7 +57,10 @@ impl MetricLinesRenderer {
     }
 
     /// Lines every `every` iterations to `out`, or [`TrainError::Zero`].
-    pub fn to_writer(every: usize, out: Box<dyn Write + Send + Sync>) -> Result<Self, TrainError> {
+    pub fn with_writer(
+        every: usize,
+        out: Box<dyn Write + Send + Sync>,
+    ) -> Result<Self, TrainError> {
         if every == 0 {
             return Err(TrainError::Zero {
                 what: "the renderer's line interval `every`",
@@ -87,6 +92,23 @@ impl MetricLinesRenderer {
             self.bar = Some(bar);
         }
         self
+    }
+
+    /// Clears the bar and flushes the writer.
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let _ = self.out.flush();
+    }
+
+    /// The end of training or testing: the bar and the writer finish, then burn-train's
+    /// summary prints, as its default renderers' end does (that function is private).
+    fn end(&mut self, summary: Option<LearnerSummary>) {
+        self.finish();
+        if let Some(summary) = summary {
+            println!("{summary}");
+        }
     }
 
     fn print(&mut self, line: &str) {
@@ -124,14 +146,14 @@ impl MetricLinesRenderer {
         }
     }
 
-    fn line(&mut self, split: &str, item: &TrainingProgress) {
+    fn line(&mut self, split: LineSplit, item: &TrainingProgress) {
         if !self.values {
             return;
         }
-        let values = if split == "train" {
-            &self.train
-        } else {
-            &self.valid
+        let (split, values) = match split {
+            LineSplit::Train => ("train", &self.train),
+            LineSplit::Valid => ("valid", &self.valid),
+            LineSplit::Test => ("test", &self.valid),
         };
         let mut line = format!(
             "{split} epoch {} iteration {}",
@@ -145,6 +167,21 @@ impl MetricLinesRenderer {
         }
         self.print(&line);
     }
+}
+
+/// Which values a line prints; a test's values arrive through the validation map.
+#[derive(Debug, Clone, Copy)]
+enum LineSplit {
+    Train,
+    Valid,
+    Test,
+}
+
+/// Whether `item` is the last batch of its epoch (or of its evaluation).
+fn last_of_epoch(item: &TrainingProgress) -> bool {
+    item.progress
+        .as_ref()
+        .is_some_and(|p| p.items_processed >= p.items_total)
 }
 
 /// Four significant digits, in scientific notation where fixed would hide them.
@@ -169,19 +206,25 @@ impl MetricsRendererTraining for MetricLinesRenderer {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
-        if item.iteration.unwrap_or(0).is_multiple_of(self.every) {
-            self.line("train", &item);
+        // An epoch shorter than `every` still prints its last values.
+        if item.iteration.unwrap_or(0).is_multiple_of(self.every) || last_of_epoch(&item) {
+            self.line(LineSplit::Train, &item);
         }
     }
 
     fn render_valid(&mut self, item: TrainingProgress, _: Vec<ProgressType>) {
-        if item
-            .progress
-            .as_ref()
-            .is_some_and(|p| p.items_processed >= p.items_total)
-        {
-            self.line("valid", &item);
+        if last_of_epoch(&item) {
+            self.line(LineSplit::Valid, &item);
         }
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        // burn-train calls `manual_close` only for its dashboard: the bar ends here.
+        self.end(summary);
+        Ok(())
     }
 }
 
@@ -192,17 +235,22 @@ impl MetricsRendererEvaluation for MetricLinesRenderer {
 
     fn render_test(&mut self, item: EvaluationProgress, _: Vec<ProgressType>) {
         if item.progress.items_processed >= item.progress.items_total {
-            self.line("test", &TrainingProgress::from(&item));
+            self.line(LineSplit::Test, &TrainingProgress::from(&item));
         }
+    }
+
+    fn on_test_end(
+        &mut self,
+        summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        self.end(summary);
+        Ok(())
     }
 }
 
 impl MetricsRenderer for MetricLinesRenderer {
     fn manual_close(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        let _ = self.out.flush();
+        self.finish();
     }
 
     fn register_metric(&mut self, definition: MetricDefinition) {

@@ -2,7 +2,7 @@
 //! and their running values are burn-train's row-weighted epoch means.
 
 use burn::data::dataloader::Progress;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn_flex::Flex;
 use burn_train::ClassificationOutput;
 use burn_train::ItemLazy;
@@ -117,11 +117,32 @@ fn burns_own_output_feeds_the_collapse_metrics() {
     let (logits, targets) = batch();
     let loss = Tensor::<B, 1>::from_floats([1.0], &Default::default());
     let burn_output = ClassificationOutput::new(loss, logits.clone(), targets.clone());
-    let adapted: CollapseInput = burn_output.adapt();
+    let adapted: CollapseInput = burn_output.sync().adapt();
+    let in_f32 = CollapseInput::compute(logits, targets, LossPrecision::Native);
+    assert_eq!(adapted, in_f32);
+    assert_eq!(in_f32.summary.collapsed_fraction, 0.5);
+}
+
+/// burn-train syncs its `ClassificationOutput` in the metrics device's default dtype (f32):
+/// f64 logits are judged at f32's margin there, and only `CollapseOutput` keeps f64.
+#[test]
+fn burns_own_output_is_judged_in_f32_whatever_the_logits_dtype() {
+    let (logits, targets) = batch();
+    let wide_logits = logits.clone().cast(DType::F64);
+    let loss = Tensor::<B, 1>::from_floats([1.0], &Default::default());
+    let burn_output = ClassificationOutput::new(loss.clone(), wide_logits.clone(), targets.clone());
+    let adapted: CollapseInput = burn_output.sync().adapt();
     assert_eq!(
-        adapted,
-        CollapseInput::compute(logits, targets, LossPrecision::Native)
+        adapted.threshold,
+        collapse_impossible_below(FloatFormat::F32)
     );
+    assert_eq!(adapted.summary.collapsed_fraction, 0.5);
+    let kept = CollapseOutput::try_new(loss, wide_logits, targets, LossPrecision::Native)
+        .expect("a valid batch")
+        .sync();
+    let kept: CollapseInput = kept.adapt();
+    assert_eq!(kept.threshold, collapse_impossible_below(FloatFormat::F64));
+    assert_eq!(kept.summary.collapsed_fraction, 0.0);
 }
 
 #[test]

@@ -106,6 +106,22 @@ fn every_other_step_is_read_and_the_metric_reports_the_latest_reading() {
 }
 
 #[test]
+fn a_metric_whose_reading_was_dropped_gets_none_not_a_later_one() {
+    let feed = ProbeFeed::new();
+    let mut learner =
+        LearnerAdam::<Linear<B>, B>::try_new(&config(), feed.clone(), ProbeScope::Model, 1)
+            .unwrap();
+    let mut linear = model();
+    for step in 1..=70 {
+        linear = learner.step(1e-2, linear.clone(), grads(&linear, step));
+    }
+    // The feed keeps the last 64 readings: calls 7..=70.
+    assert!(feed.at(6).is_none());
+    assert_eq!(feed.at(7).unwrap().step, 7);
+    assert_eq!(feed.at(70).unwrap().step, 70);
+}
+
+#[test]
 fn a_restored_record_continues_the_uninterrupted_steps() {
     let feed = ProbeFeed::new();
     let make = || {

@@ -10,6 +10,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, LinearRecord};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn_flex::Flex;
+use burn_train::logger::MetricLogger;
+use burn_train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn_train::metric::{
     Metric, MetricAttributes, MetricDefinition, MetricEntry, MetricId, MetricMetadata,
     NumericEntry, SerializedEntry,
@@ -19,8 +21,8 @@ use burn_train::renderer::{
 };
 use slingshot_loss::CollapseSummary;
 use slingshot_train::{
-    AtomicFileRecorder, CollapseInput, CollapseWarning, MetricLinesRenderer, TrainError,
-    latest_checkpoint, metric_log_path, read_numeric_log,
+    AtomicFileRecorder, CollapseInput, CollapseWarning, MetricLinesRenderer, ResumedMetricLogger,
+    TrainError, latest_checkpoint, metric_log_path, read_numeric_log,
 };
 
 fn temp(name: &str) -> PathBuf {
@@ -129,7 +131,7 @@ fn progress(iteration: usize) -> TrainingProgress {
 #[test]
 fn the_renderer_prints_values_every_n_iterations_and_each_new_warning() {
     let out = Shared::default();
-    let mut renderer = MetricLinesRenderer::to_writer(2, Box::new(out.clone())).unwrap();
+    let mut renderer = MetricLinesRenderer::with_writer(2, Box::new(out.clone())).unwrap();
     let loss = define(&mut renderer, "Loss");
     let collapsed = define(&mut renderer, "Collapsed Fraction");
     let warning = define(&mut renderer, "Collapse Warning");
@@ -166,6 +168,65 @@ fn the_renderer_prints_values_every_n_iterations_and_each_new_warning() {
 }
 
 #[test]
+fn an_epoch_shorter_than_the_interval_prints_its_last_iteration() {
+    let out = Shared::default();
+    let mut renderer = MetricLinesRenderer::with_writer(10, Box::new(out.clone())).unwrap();
+    let loss = define(&mut renderer, "Loss");
+    for i in 1..=4 {
+        let value = NumericEntry::Value(i as f64);
+        renderer.update_train(MetricState::Numeric(entry(&loss, ""), value));
+        renderer.render_train(progress(i), Vec::new());
+    }
+    renderer.on_train_end(None).unwrap();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text, "train epoch 1 iteration 4 | Loss 4.0000\n");
+}
+
+/// Records the epochs a logger is asked to write and read.
+#[derive(Default)]
+struct EpochRecorder {
+    logged: Vec<usize>,
+    read: Vec<usize>,
+}
+
+impl MetricLogger for EpochRecorder {
+    fn log(&mut self, _: MetricsUpdate, epoch: usize, _: &Split) {
+        self.logged.push(epoch);
+    }
+
+    fn read_numeric(
+        &mut self,
+        _: &str,
+        epoch: usize,
+        _: &Split,
+    ) -> Result<Vec<NumericEntry>, String> {
+        self.read.push(epoch);
+        Ok(Vec::new())
+    }
+
+    fn log_metric_definition(&mut self, _: MetricDefinition) {}
+
+    fn log_epoch_summary(&mut self, _: EpochSummary) {}
+}
+
+#[test]
+fn a_resumed_logger_writes_the_first_epoch_under_its_own_number() {
+    let mut logger = ResumedMetricLogger::new(EpochRecorder::default(), 3);
+    // burn-train 0.21 numbers the epochs after `.checkpoint(2)` 1, 4, 5.
+    for epoch in [1, 4, 5] {
+        logger.log(
+            MetricsUpdate::new(Vec::new(), Vec::new()),
+            epoch,
+            &Split::Train,
+        );
+    }
+    logger.read_numeric("Loss", 2, &Split::Valid).unwrap();
+    let inner = logger.into_inner();
+    assert_eq!(inner.logged, [3, 4, 5]);
+    assert_eq!(inner.read, [2], "reads name epochs on disk");
+}
+
+#[test]
 fn numeric_logs_read_back_with_their_batch_sizes() {
     let dir = temp("logs");
     let path = metric_log_path(&dir, "train", 3, "Collapsed Fraction");
@@ -181,6 +242,9 @@ fn numeric_logs_read_back_with_their_batch_sizes() {
         read_numeric_log(&path).unwrap(),
         [(0.5, 4), (0.25, 2), (1e-7, 1)]
     );
+    // A kill cut the last line short ("0.2" of "0.25,2"): it is not a value.
+    std::fs::write(&path, "0.5,4\n0.2").unwrap();
+    assert_eq!(read_numeric_log(&path).unwrap(), [(0.5, 4)]);
     std::fs::write(&path, "0.5,4\nnot a number,1\n").unwrap();
     let err = read_numeric_log(&path).err().unwrap().to_string();
     assert!(err.contains("line 2"), "{err}");
@@ -235,7 +299,7 @@ fn the_latest_checkpoint_is_the_latest_complete_one() {
 
 #[test]
 fn a_zero_line_interval_is_refused() {
-    let err = MetricLinesRenderer::to_writer(0, Box::new(Shared::default()))
+    let err = MetricLinesRenderer::with_writer(0, Box::new(Shared::default()))
         .err()
         .unwrap();
     assert!(matches!(err, TrainError::Zero { .. }), "{err}");

@@ -54,7 +54,7 @@ struct Cli {
     /// Collapsed fraction at which the warning fires [default: 0.01].
     #[arg(long, allow_hyphen_values = true)]
     warning_threshold: Option<f64>,
-    /// Print the metric values every this many steps.
+    /// Print the metric values at every this-many-th step of an epoch and at its last step.
     #[arg(long, default_value_t = 50)]
     log_every: usize,
     /// Output directory (default `runs/burn-train-collapse`).

@@ -54,7 +54,9 @@ fn check_memory(configs: &[CollapseRunConfig]) -> Result<(), ExperimentError> {
 }
 
 /// A fresh run claims `out` (refusing a used one unless `overwrite`) and records every
-/// arm's configuration; a resumed one must find the same configurations there.
+/// arm's configuration; a resumed one must find the same configurations there. The run's
+/// `config.json` is written first: with it, a kill at any later point leaves a run that
+/// `--resume` and `--overwrite` both accept.
 fn prepare(
     out: &Path,
     configs: &[CollapseRunConfig],
@@ -85,20 +87,24 @@ fn prepare(
                 changed.join("; ")
             )));
         }
-        return Ok(());
+    } else {
+        claim_fresh(out, overwrite)?;
+        std::fs::create_dir_all(out).map_err(|e| ExperimentError::Output {
+            path: out.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        write_json(&recorded, &configs.to_vec())?;
     }
-    claim_fresh(out, overwrite)?;
-    let output = |e: std::io::Error| ExperimentError::Output {
-        path: out.to_path_buf(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(out).map_err(output)?;
+    // Each arm's own record (again on a resume, for an arm a kill left without one).
     for config in configs {
         let dir = out.join(config.arm.label());
-        std::fs::create_dir_all(&dir).map_err(output)?;
+        std::fs::create_dir_all(&dir).map_err(|e| ExperimentError::Output {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
         write_json(&dir.join("config.json"), config)?;
     }
-    write_json(&recorded, &configs.to_vec())
+    Ok(())
 }
 
 /// Trains one arm (or continues it after its last complete checkpoint) and writes its
@@ -129,7 +135,12 @@ fn run_arm(
     }
     let wall = match start_after {
         Some(k) if k >= config.epochs => 0.0,
-        _ => train_arm(config, dir, start_after, options)?,
+        Some(k) => {
+            // Said on every resume, so that a user (and the tests) can tell it from a restart.
+            println!("{}: resuming after epoch {k}", config.arm.label());
+            train_arm(config, dir, start_after, options)?
+        }
+        None => train_arm(config, dir, None, options)?,
     };
     let logs = read_arm(dir, config)?;
     write_metrics(dir, &logs, config)?;

@@ -49,21 +49,23 @@ pub struct ArmLogs {
 impl ArmLogs {
     /// The validation column `name` of [`VALID_COLUMNS`] (one value per epoch).
     pub fn valid_column(&self, name: &str) -> &[f64] {
-        let i = VALID_COLUMNS
-            .iter()
-            .position(|(c, _)| *c == name)
-            .expect("a column of VALID_COLUMNS");
-        &self.valid[i]
+        column_of(&VALID_COLUMNS, &self.valid, name)
     }
 
     /// The training column `name` of [`TRAIN_COLUMNS`].
     pub fn column(&self, name: &str) -> &[f64] {
-        let i = TRAIN_COLUMNS
-            .iter()
-            .position(|(c, _)| *c == name)
-            .expect("a column of TRAIN_COLUMNS");
-        &self.train[i]
+        column_of(&TRAIN_COLUMNS, &self.train, name)
     }
+}
+
+/// The values of the column named `name` in `columns`; a name that is not one of them is a
+/// bug in this file, not bad input.
+fn column_of<'a>(columns: &[(&str, &str)], values: &'a [Vec<f64>], name: &str) -> &'a [f64] {
+    let i = columns
+        .iter()
+        .position(|(c, _)| *c == name)
+        .unwrap_or_else(|| panic!("{name} is not one of this report's columns"));
+    &values[i]
 }
 
 /// What `summary.json` holds for one arm.

@@ -45,7 +45,7 @@ type Training<B> = SupervisedTraining<
 /// How the arms run.
 #[derive(Debug, Clone, Copy)]
 pub struct LaunchOptions {
-    /// Print a line of metric values every this many iterations.
+    /// Print a line of metric values at every this-many-th iteration of an epoch.
     pub log_every: usize,
     /// Print only the warnings.
     pub quiet: bool,
@@ -97,7 +97,7 @@ fn train_on<B: AutodiffBackend>(
     let interrupter = Interrupter::new();
     let mut training = with_metrics::<B>(config, dir, feed)?
         .num_epochs(config.epochs)
-        .renderer(renderer(config, options))
+        .renderer(renderer(config, start_after, options))
         .with_application_logger(None)
         .with_file_checkpointer(CheckpointRecorder::default())
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
@@ -166,11 +166,17 @@ fn with_metrics<B: AutodiffBackend>(
     Ok(training)
 }
 
-fn renderer(config: &CollapseRunConfig, options: LaunchOptions) -> MetricLinesRenderer {
+fn renderer(
+    config: &CollapseRunConfig,
+    start_after: Option<usize>,
+    options: LaunchOptions,
+) -> MetricLinesRenderer {
     if options.quiet {
         return MetricLinesRenderer::warnings_only();
     }
-    let total = (config.epochs * config.steps_per_epoch) as u64;
+    // A resumed launch trains only the epochs after its checkpoint.
+    let epochs = config.epochs - start_after.unwrap_or(0).min(config.epochs);
+    let total = (epochs * config.steps_per_epoch) as u64;
     MetricLinesRenderer::new(options.log_every).with_progress_bar(total, false)
 }
 
