@@ -102,13 +102,16 @@ impl MetricLinesRenderer {
         let _ = self.out.flush();
     }
 
-    /// The end of training or testing: the bar and the writer finish, then burn-train's
-    /// summary prints, as its default renderers' end does (that function is private).
+    /// The end of training or testing: the bar ends, and burn-train's summary (which its
+    /// default renderers print to stdout) goes to this renderer's writer before the flush.
     fn end(&mut self, summary: Option<LearnerSummary>) {
-        self.finish();
-        if let Some(summary) = summary {
-            println!("{summary}");
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
+        if let Some(summary) = summary {
+            let _ = writeln!(self.out, "{summary}");
+        }
+        self.finish();
     }
 
     fn print(&mut self, line: &str) {
