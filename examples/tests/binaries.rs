@@ -73,15 +73,22 @@ fn mitigations_runs_the_chosen_arms() {
     let out = temp("mit");
     let status = Command::new(env!("CARGO_BIN_EXE_mitigations"))
         .args(TINY)
-        .args(["--only", "baseline,zero-sum,f64-loss", "--out"])
+        .args([
+            "--only",
+            "baseline,zero-sum,f64-loss,layer-norm-head",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     assert_ok(&status);
-    for arm in ["baseline", "zero-sum", "f64-loss"] {
+    for arm in ["baseline", "zero-sum", "f64-loss", "layer-norm-head"] {
         assert_arm(&out.join(arm));
     }
     assert!(out.join("figure-1.png").is_file());
+    // Fig. 3(b) is drawn only when the baseline and the LayerNorm head both ran.
+    let fig3b = std::fs::read(out.join("layer-norm.png")).unwrap();
+    assert!(fig3b.starts_with(b"\x89PNG"), "layer-norm.png is not a PNG");
     let config = std::fs::read_to_string(out.join("zero-sum/config.json")).unwrap();
     assert!(config.contains("\"zero_sum\": true"), "{config}");
     let config = std::fs::read_to_string(out.join("f64-loss/config.json")).unwrap();
@@ -147,6 +154,7 @@ fn mitigations_passes_the_clamp_and_the_switch_to_their_arms() {
     for arm in ["logit-clamp", "gd-switch"] {
         assert_arm(&out.join(arm));
     }
+    assert!(!out.join("layer-norm.png").exists());
     let config = std::fs::read_to_string(out.join("logit-clamp/config.json")).unwrap();
     assert!(config.contains("\"logit_clamp\": 100.0"), "{config}");
     let config = std::fs::read_to_string(out.join("gd-switch/config.json")).unwrap();

@@ -742,6 +742,11 @@ impl Panel {
         Self::log("||mu_G|| (feature mean)", |r| Some(r.mu_g_norm))
     }
 
+    /// The classifier's norm `||W||` on a log axis, spikes marked (Fig. 3(b)).
+    pub fn last_layer_norm() -> Self {
+        Self::log("last-layer norm ||W||", |r| Some(r.last_layer_norm)).with_spikes()
+    }
+
     /// This panel of `series` as a generic [`LinePanel`] over the step.
     pub fn line_panel(&self, series: &[Series<'_>]) -> LinePanel {
         let points = |s: &Series<'_>, value: fn(&MetricsRow) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -795,6 +800,18 @@ pub fn mechanism_panels() -> Vec<Panel> {
     ]
 }
 
+/// The panels of Fig. 3(b): loss with spikes, the last-layer norm `||W||` (stepwise under a
+/// LayerNorm head, the paper says), `||mu_G||` and the collapsed fraction. For
+/// [`metric_panels`].
+pub fn last_layer_norm_panels() -> Vec<Panel> {
+    vec![
+        Panel::loss(),
+        Panel::last_layer_norm(),
+        Panel::mu_g_norm(),
+        Panel::collapsed_fraction(),
+    ]
+}
+
 /// The panels of the image experiments: loss with spikes, the residual mass `epsilon` of
 /// Fig. 2(b), collapsed fraction, `||mu_G||`, the classifier norm of Fig. 3(b), accuracy. For
 /// [`metric_panels`].
@@ -804,7 +821,7 @@ pub fn image_panels() -> Vec<Panel> {
         Panel::residual_mass(),
         Panel::collapsed_fraction(),
         Panel::mu_g_norm(),
-        Panel::log("last-layer norm ||W||", |r| Some(r.last_layer_norm)).with_spikes(),
+        Panel::last_layer_norm(),
         Panel::accuracy(),
     ]
 }

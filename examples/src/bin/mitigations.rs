@@ -1,8 +1,8 @@
 //! The paper's mitigations on the modular task, each arm against the plain f32 baseline:
 //! zero-sum projection (§4.1: no spikes), the centered classifier and mu-centering (§4.3),
 //! BatchNorm before the classifier (Fig. 3(c)), LayerNorm before the classifier (Fig. 3(b):
-//! spikes persist, earlier), Adam eps 1e-6 and 1e-5 (Fig. 3(a)), label smoothing (Fig. 4(b)),
-//! no classifier bias (App. A.1.3), the logit clamp `z_min >= z_max - 100` (App. A.1.4: spikes
+//! its last-layer norm against the baseline's in `layer-norm.png`), Adam eps 1e-6 and 1e-5
+//! (Fig. 3(a)), label smoothing (Fig. 4(b)), no classifier bias (App. A.1.3), the logit clamp `z_min >= z_max - 100` (App. A.1.4: spikes
 //! persist), the switch to gradient descent at lr 1e5 once the loss is (near) zero (§4.2:
 //! a spike, then divergence), the learning-rate sweep 1e-2..1e-5 (App. A.1.2, Fig. 4(a)), and
 //! the f64 loss for reference. Combined figures and one table.
@@ -23,6 +23,7 @@ use slingshot_experiments::cli::{
     run_selected_arms, series,
 };
 use slingshot_experiments::mitigation::solo_arms;
+use slingshot_experiments::output::RunDir;
 use slingshot_experiments::plot::{self, Series};
 use slingshot_experiments::run::child_entry;
 
@@ -127,6 +128,25 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
         )?;
         println!("wrote {}", figure.display());
     }
+    draw_layer_norm_figure(&root, &series)?;
     print_table(&results);
+    Ok(())
+}
+
+/// Fig. 3(b): the baseline's last-layer norm, `||mu_G||` and spikes against the LayerNorm
+/// head's, when both arms ran.
+fn draw_layer_norm_figure(root: &RunDir, series: &[Series]) -> Result<(), ExperimentError> {
+    let pick = |label: &str| series.iter().find(|s| s.label == label).copied();
+    let (Some(baseline), Some(layer_norm)) = (pick("baseline"), pick("layer-norm-head")) else {
+        return Ok(());
+    };
+    let figure = root.figure("layer-norm.png");
+    plot::draw_panels(
+        &figure,
+        &format!("{EXPERIMENT}: LayerNorm before the classifier (Fig. 3(b))"),
+        2,
+        &plot::metric_panels(&plot::last_layer_norm_panels(), &[baseline, layer_norm]),
+    )?;
+    println!("wrote {}", figure.display());
     Ok(())
 }
