@@ -113,6 +113,20 @@ fn bad_flags_fail_before_anything_is_written() {
         .unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("unknown arm"));
+    for preset in ["add-mod-113", "grokking"] {
+        let run = Command::new(env!("CARGO_BIN_EXE_cifar-mitigations"))
+            .args(["--preset", preset, "--quiet", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!run.status.success());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains(&format!("--preset {preset} is for the modular task")),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    }
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub struct ImageExperiment {
 pub fn cifar_preset(kind: ModelKind, preset: Preset) -> TrainConfig {
     match preset {
         // `run_image_experiment` refuses the modular-only preset before this is reached.
-        Preset::Demo | Preset::AddMod113 => TrainConfig::cifar_demo(kind),
+        Preset::Demo | Preset::AddMod113 | Preset::Grokking => TrainConfig::cifar_demo(kind),
         Preset::Paper => TrainConfig::cifar_paper(kind),
     }
 }
@@ -94,11 +94,15 @@ pub fn run_image_experiment<C: Parser>(
     experiment: &ImageExperiment,
 ) -> Result<Vec<RunResult>, ExperimentError> {
     let args = common(cli);
-    if args.train.preset == Preset::AddMod113 {
-        return Err(ExperimentError::InvalidConfig(
-            "--preset add-mod-113 is for the modular task; the image experiments take demo or paper"
-                .into(),
-        ));
+    let modular_only = match args.train.preset {
+        Preset::AddMod113 => Some("add-mod-113"),
+        Preset::Grokking => Some("grokking"),
+        Preset::Demo | Preset::Paper => None,
+    };
+    if let Some(preset) = modular_only {
+        return Err(ExperimentError::InvalidConfig(format!(
+            "--preset {preset} is for the modular task; the image experiments take demo or paper"
+        )));
     }
     if args.arms.print_list(&experiment.arms) {
         return Ok(Vec::new());

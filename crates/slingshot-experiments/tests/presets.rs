@@ -1,4 +1,5 @@
-//! The shared flags: the add-mod-113 preset is issue 17's command line, `--train-fraction`
+//! The shared flags: the add-mod-113 preset is issue 17's command line, the grokking preset
+//! the demo with `--train-fraction 0.8 --steps 60000`, `--train-fraction`
 //! reaches the task and is checked, and each precision sets the spike detector's resolution.
 
 use clap::Parser;
@@ -43,6 +44,17 @@ fn the_add_mod_113_preset_is_the_issues_command_line() {
         "--log-every",
         "50",
     ]);
+    assert_eq!(
+        serde_json::to_value(&preset).unwrap(),
+        serde_json::to_value(&flags).unwrap()
+    );
+    assert!(preset.validate().is_ok());
+}
+
+#[test]
+fn the_grokking_preset_is_the_demo_with_more_training_pairs_and_steps() {
+    let preset = config(&["--preset", "grokking"]);
+    let flags = config(&["--train-fraction", "0.8", "--steps", "60000"]);
     assert_eq!(
         serde_json::to_value(&preset).unwrap(),
         serde_json::to_value(&flags).unwrap()

@@ -50,7 +50,7 @@ fn run(cli: &Cli) -> Result<(), ExperimentError> {
     let sizes = match (cli.sizes.is_empty(), cli.common.train.preset) {
         (false, _) => cli.sizes.clone(),
         (true, Preset::Paper) => PAPER_SIZES.to_vec(),
-        (true, Preset::Demo | Preset::AddMod113) => DEMO_SIZES.to_vec(),
+        (true, Preset::Demo | Preset::AddMod113 | Preset::Grokking) => DEMO_SIZES.to_vec(),
     };
     let arms = sizes
         .iter()

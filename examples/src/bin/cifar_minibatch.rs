@@ -37,7 +37,7 @@ fn preset(kind: ModelKind, preset: Preset) -> TrainConfig {
             c.steps = 1_000_000;
             c.log_every = 1_000;
         }
-        Preset::Demo | Preset::AddMod113 => {
+        Preset::Demo | Preset::AddMod113 | Preset::Grokking => {
             if let Some(images) = c.images_mut() {
                 images.train_size = 256;
             }

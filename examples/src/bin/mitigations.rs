@@ -54,7 +54,7 @@ const LR_SWEEP: [(&str, f64); 4] = [
 fn all_arms(base_lr: f64, preset: Preset) -> Vec<ArmSpec> {
     let switch_loss = match preset {
         Preset::Paper => "0",
-        Preset::Demo | Preset::AddMod113 => "1e-7",
+        Preset::Demo | Preset::AddMod113 | Preset::Grokking => "1e-7",
     };
     let mut arms = vec![
         ArmSpec::new("baseline", &[]),
