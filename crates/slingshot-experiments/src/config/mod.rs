@@ -419,7 +419,7 @@ impl TrainConfig {
 
     /// Fig. 2(c) on the CPU (issue 17 §1): the demo with 80% of the pairs in the training
     /// split and 60,000 steps. With the larger split the demo generalizes in part, and its
-    /// test accuracy steps up at its f32 spikes (about 80 s per f32 arm on one core).
+    /// test accuracy steps up at its f32 spikes (about 3 minutes per f32 arm on one core).
     pub fn grokking() -> Self {
         let mut c = Self::demo();
         c.task = TaskConfig::Modular(ModularTaskConfig {
