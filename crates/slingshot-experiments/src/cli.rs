@@ -38,6 +38,19 @@ pub enum Preset {
     Grokking,
 }
 
+impl Preset {
+    /// The preset's name on the command line (`--preset NAME`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
+    /// Whether only the modular task takes this preset (the image binaries refuse it).
+    pub fn modular_only(self) -> bool {
+        matches!(self, Preset::AddMod113 | Preset::Grokking)
+    }
+}
+
 /// The flags of one training run; unset flags keep the preset's value.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {

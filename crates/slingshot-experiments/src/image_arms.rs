@@ -52,7 +52,7 @@ pub struct ImageExperiment {
 /// [`TrainConfig::cifar_demo`] or [`TrainConfig::cifar_paper`].
 pub fn cifar_preset(kind: ModelKind, preset: Preset) -> TrainConfig {
     match preset {
-        // `run_image_experiment` refuses the modular-only preset before this is reached.
+        // `run_image_experiment` refuses the modular-only presets before this is reached.
         Preset::Demo | Preset::AddMod113 | Preset::Grokking => TrainConfig::cifar_demo(kind),
         Preset::Paper => TrainConfig::cifar_paper(kind),
     }
@@ -94,14 +94,11 @@ pub fn run_image_experiment<C: Parser>(
     experiment: &ImageExperiment,
 ) -> Result<Vec<RunResult>, ExperimentError> {
     let args = common(cli);
-    let modular_only = match args.train.preset {
-        Preset::AddMod113 => Some("add-mod-113"),
-        Preset::Grokking => Some("grokking"),
-        Preset::Demo | Preset::Paper => None,
-    };
-    if let Some(preset) = modular_only {
+    let preset = args.train.preset;
+    if preset.modular_only() {
         return Err(ExperimentError::InvalidConfig(format!(
-            "--preset {preset} is for the modular task; the image experiments take demo or paper"
+            "--preset {} is for the modular task; the image experiments take demo or paper",
+            preset.name()
         )));
     }
     if args.arms.print_list(&experiment.arms) {

@@ -2,10 +2,11 @@
 //! zero-sum projection (§4.1: no spikes), the centered classifier and mu-centering (§4.3),
 //! BatchNorm before the classifier (Fig. 3(c)), LayerNorm before the classifier (Fig. 3(b):
 //! its last-layer norm against the baseline's in `layer-norm.png`), Adam eps 1e-6 and 1e-5
-//! (Fig. 3(a)), label smoothing (Fig. 4(b)), no classifier bias (App. A.1.3), the logit clamp `z_min >= z_max - 100` (App. A.1.4: spikes
-//! persist), the switch to gradient descent at lr 1e5 once the loss is (near) zero (§4.2:
-//! a spike, then divergence), the learning-rate sweep 1e-2..1e-5 (App. A.1.2, Fig. 4(a)), and
-//! the f64 loss for reference. Combined figures and one table.
+//! (Fig. 3(a)), label smoothing (Fig. 4(b)), no classifier bias (App. A.1.3), the logit clamp
+//! `z_min >= z_max - 100` (App. A.1.4: spikes persist), the switch to gradient descent at lr
+//! 1e5 once the loss is (near) zero (§4.2: a spike, then divergence), the learning-rate sweep
+//! 1e-2..1e-5 (App. A.1.2, Fig. 4(a)), and the f64 loss for reference. Combined figures and
+//! one table.
 //!
 //! `cargo run -p slingshot-examples --bin mitigations -- --only baseline,zero-sum`
 //! runs a subset; `--list` prints every arm with its flags.
