@@ -17,6 +17,11 @@ use slingshot_examples::burn_train_collapse::{CollapseRunConfig, CpuBackend, EXP
 use slingshot_experiments::ExperimentError;
 use slingshot_experiments::cli::exit_code;
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Softmax collapse seen through burn-train's Learner.
 #[derive(Debug, Parser)]
 #[command(name = "burn-train-collapse", version)]

@@ -17,6 +17,11 @@ use slingshot_experiments::model::ModelKind;
 use slingshot_experiments::plot;
 use slingshot_experiments::run::child_entry;
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Full-batch Adam on CIFAR-10 subsets of several sizes.
 #[derive(Debug, Parser)]
 #[command(name = "cifar-dataset-size", version)]

@@ -18,6 +18,11 @@ use slingshot_experiments::plot::Panel;
 use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{BatchSize, ExperimentError, TrainConfig};
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Mini-batch Adam on CIFAR-10: collapse and feature inflation without a spike.
 #[derive(Debug, Parser)]
 #[command(name = "cifar-minibatch", version)]

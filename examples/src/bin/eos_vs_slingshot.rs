@@ -24,6 +24,11 @@ use slingshot_experiments::plot::{self, Panel};
 use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{ExperimentError, MetricsRow, Precision, TrainConfig};
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Edge of stability versus slingshot: f32 and f64 with the Hessian's top eigenvalue (Fig. 5).
 #[derive(Debug, Parser)]
 #[command(name = "eos-vs-slingshot", version)]

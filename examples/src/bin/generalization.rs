@@ -19,6 +19,11 @@ use slingshot_experiments::generalization::{self, outcome};
 use slingshot_experiments::plot::{self, PlotPanel, XyPanel, XySeries};
 use slingshot_experiments::run::child_entry;
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every generalization-relevant arm, over seeds.
 #[derive(Debug, Parser)]
 #[command(name = "generalization", version)]

@@ -13,6 +13,11 @@ use slingshot_experiments::cli::exit_code;
 use slingshot_experiments::lm::cli::{LmArgs, LmArmTask, main_run};
 use slingshot_experiments::run::child_entry;
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A small GPT's softmax collapse, top collapsed tokens and logit growth by loss precision.
 #[derive(Debug, Parser)]
 #[command(name = "lm-collapse", version)]

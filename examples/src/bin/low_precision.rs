@@ -21,6 +21,11 @@ use slingshot_experiments::run::child_entry;
 use slingshot_experiments::train::MARGINS_FILE;
 use slingshot_experiments::{ExperimentError, TrainConfig};
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every format in the loss, side by side.
 #[derive(Debug, Parser)]
 #[command(name = "low-precision", version)]

@@ -28,6 +28,11 @@ use slingshot_experiments::output::RunDir;
 use slingshot_experiments::plot::{self, Series};
 use slingshot_experiments::run::child_entry;
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Mitigations of softmax collapse and the slingshot spike, side by side.
 #[derive(Debug, Parser)]
 #[command(name = "mitigations", version)]

@@ -18,6 +18,11 @@ use slingshot_experiments::mitigation::solo_arms;
 use slingshot_experiments::run::child_entry;
 use slingshot_experiments::{ExperimentError, Precision, plot};
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Modular division in f32, f64 and f64-loss, side by side (the paper's Fig. 1).
 #[derive(Debug, Parser)]
 #[command(name = "modular-division", version)]

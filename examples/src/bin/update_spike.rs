@@ -22,6 +22,11 @@ use slingshot_experiments::cli::{TrainArgs, exit_code};
 use slingshot_experiments::plot::{self, HistogramPanel, Panel, Series};
 use slingshot_experiments::update_analysis::{self, SpikeWindow, Stage, UpdateSpike};
 
+// mimalloc keeps freed tensor buffers for the next step; glibc's malloc unmaps the large ones
+// and page-faults them back, which halves the transformer's speed (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Classifier updates around a slingshot spike (the paper's Fig. 2(a)).
 #[derive(Debug, Parser)]
 #[command(name = "update-spike", version)]
